@@ -1,0 +1,60 @@
+"""Periodic evaluation on the fixed held-out set: restoration quality against the damaged-input baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+
+from muraljax.evaluate import metrics
+from muraljax.tasks.base import Batch
+
+
+def _quality(pred: jax.Array, batch: Batch) -> dict[str, jax.Array]:
+  """Per-image PSNR / SSIM over the whole image and inside the damage mask, each [B]."""
+  clean, mask = batch["clean"], batch["mask"]
+  return {
+      "psnr": metrics.psnr(pred, clean),
+      "ssim": metrics.ssim(pred, clean),
+      "psnr_masked": metrics.psnr(pred, clean, mask=mask),
+      "ssim_masked": metrics.ssim(pred, clean, mask=mask),
+  }
+
+
+def make_eval_fn(predict: Callable[..., jax.Array]) -> Callable[..., tuple[jax.Array, dict[str, jax.Array]]]:
+  """jit(params, batch) -> (restored [B, H, W, 3], {metric: [B]}) for the restored and the damaged input."""
+
+  @jax.jit
+  def eval_fn(params, batch):
+    restored = predict(params, batch)
+    restored_quality = _quality(restored, batch)
+    damaged_quality = _quality(batch["damaged"], batch)
+    per_image = {f"eval/{k}": v for k, v in restored_quality.items()}
+    per_image |= {f"eval/damaged_{k}": v for k, v in damaged_quality.items()}
+    # Masked metrics only count for images with damaged pixels they can score.
+    per_image["scored/psnr_masked"] = metrics.damaged_pixel_count(batch["mask"]) > 0
+    per_image["scored/ssim_masked"] = metrics.ssim_scored_pixel_count(batch["mask"]) > 0
+    return restored, per_image
+
+  return eval_fn
+
+
+def evaluate(eval_fn: Callable, params, batches: Sequence[Batch]) -> tuple[dict[str, float], jax.Array]:
+  """Mean metrics over every held-out image (masked metrics over images that have damage) and the first
+  batch's restorations, for the image grid."""
+  per_image: dict[str, list[np.ndarray]] = {}
+  first_restored = None
+  for batch in batches:
+    restored, values = eval_fn(params, batch)
+    first_restored = restored if first_restored is None else first_restored
+    for key, value in jax.device_get(values).items():
+      per_image.setdefault(key, []).append(np.asarray(value))
+  stacked = {k: np.concatenate(v) for k, v in per_image.items()}
+  means = {}
+  for key, values in stacked.items():
+    if key.startswith("eval/"):
+      metric = key.removeprefix("eval/").removeprefix("damaged_")
+      scored = stacked.get(f"scored/{metric}", np.ones_like(values, dtype=bool))
+      means[key] = float(np.mean(values[scored])) if scored.any() else float("nan")
+  return means, first_restored
