@@ -1,0 +1,220 @@
+"""The generic training loop every model family runs through (see muraljax.tasks for the families).
+
+`run(config, workdir)` builds the mesh, the data, the sharded train state and one compiled train step, then
+trains, evaluates, logs and checkpoints. Re-running the same command resumes from the latest checkpoint in
+`workdir`: model, optimizer, step, RNG and the data iterator's position.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from clu import metric_writers, periodic_actions
+
+from muraljax import tasks
+from muraljax.data import pipeline
+from muraljax.evaluate.images import image_grid, save_png
+from muraljax.train import evaluation, sharding
+from muraljax.train.checkpoint import Checkpointer
+from muraljax.train.state import TrainState, learning_rate_schedule, make_optimizer
+
+
+class TrainingDiverged(RuntimeError):
+  """The loss became NaN or Inf."""
+
+
+class _Preemption:
+  """Turns SIGTERM into a request to checkpoint and stop at the next step boundary."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning("SIGTERM received: saving a checkpoint and stopping after this step.")
+    self.requested = True
+
+  def restore_handler(self):
+    signal.signal(signal.SIGTERM, self._previous)
+
+
+def _example_batch(config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
+  side = config.data.patch_size
+  return {"damaged": jnp.zeros((1, side, side, 3)), "clean": jnp.zeros((1, side, side, 3)),
+          "mask": jnp.zeros((1, side, side, 1))}
+
+
+def make_train_step(task: tasks.Task, schedule) -> Any:
+  def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
+    rng = jax.random.fold_in(state.rng, state.step)
+    (loss, metrics), grads = jax.value_and_grad(task.loss, has_aux=True)(state.params, batch, rng)
+    new_state = state.apply_gradients(grads)
+    metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads),
+               "param_norm": optax.global_norm(new_state.params), "learning_rate": schedule(state.step)}
+    return new_state, metrics
+
+  return train_step
+
+
+def _flops_per_step(compiled) -> float:
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0] if analysis else {}
+  return float((analysis or {}).get("flops", 0.0))
+
+
+class _MetricLog:
+  """Averages per-step metrics between log points; writes them to clu writers and <workdir>/metrics.jsonl."""
+
+  def __init__(self, workdir: str, writer: metric_writers.MetricWriter):
+    self.writer = writer
+    self.path = os.path.join(workdir, "metrics.jsonl") if jax.process_index() == 0 else None
+    self.sums: dict[str, float] = {}
+    self.count = 0
+
+  def add(self, metrics: dict[str, float]) -> None:
+    for k, v in metrics.items():
+      self.sums[k] = self.sums.get(k, 0.0) + v
+    self.count += 1
+
+  def write(self, step: int, scalars: dict[str, float]) -> None:
+    self.writer.write_scalars(step, scalars)
+    if self.path:
+      with open(self.path, "a") as f:
+        f.write(json.dumps({"step": step, **scalars}) + "\n")
+
+  def flush_means(self, step: int, extra: dict[str, float]) -> None:
+    if self.count:
+      self.write(step, {f"train/{k}": v / self.count for k, v in self.sums.items()} | extra)
+    self.sums, self.count = {}, 0
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int | None = None) -> TrainState:
+  """Trains `config.task` until `config.train.num_steps`, resuming from `workdir` if it has checkpoints.
+
+  `stop_after_step` ends the run early with a checkpoint at that step, exactly as a preemption would.
+  Returns the final train state.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  train_cfg = config.train
+  mesh = sharding.make_mesh(config.mesh)
+  sharding.check_batch_size(train_cfg.batch_size, mesh)
+  task = tasks.get_task(config)
+
+  loader = pipeline.train_loader(config.data, global_batch_size=train_cfg.batch_size, seed=config.seed)
+  data_iterator = iter(loader)
+  eval_batches = []
+  if train_cfg.eval_every:
+    replicated = sharding.replicated(mesh)
+    eval_batches = [
+        {k: jax.make_array_from_process_local_data(replicated, v) for k, v in batch.items()}
+        for batch in pipeline.eval_batches(config.data, batch_size=train_cfg.eval_batch_size, seed=config.seed)]
+
+  schedule = learning_rate_schedule(config.optimizer, train_cfg.num_steps)
+  tx = make_optimizer(config.optimizer, train_cfg.num_steps)
+
+  def init_state(rng: jax.Array) -> TrainState:
+    return TrainState.create(task.init(rng, _example_batch(config)), tx, rng)
+
+  rng = jax.random.PRNGKey(config.seed)
+  state_shardings = sharding.state_shardings(jax.eval_shape(init_state, rng), mesh, config.mesh.fsdp_min_size)
+  state = jax.jit(init_state, out_shardings=state_shardings)(rng)
+  num_params = sum(math.prod(x.shape) for x in jax.tree.leaves(state.params))
+  logging.info("Task %s: %s parameters on a mesh %s.", config.task, f"{num_params:,}", dict(mesh.shape))
+
+  checkpointer = Checkpointer(workdir, train_cfg)
+  if checkpointer.latest_step() is not None:
+    logging.info("Resuming from the checkpoint at step %d in %s.", checkpointer.latest_step(), workdir)
+    state = checkpointer.restore(state, data_iterator)
+
+  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  if int(state.step) == 0:
+    writer.write_hparams({k: v for k, v in config.to_dict().items() if not isinstance(v, dict)}
+                         | {"num_params": num_params})
+  log = _MetricLog(workdir, writer)
+
+  step_fn = jax.jit(make_train_step(task, schedule),
+                    in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
+                    out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
+  eval_fn = evaluation.make_eval_fn(task.predict)
+  first_batch = sharding.global_batch(next(data_iterator), mesh)
+  compile_start = time.perf_counter()
+  compiled_step = step_fn.lower(state, first_batch).compile()
+  flops = _flops_per_step(compiled_step)
+  logging.info("Compiled the train step in %.1f s (%.3g FLOPs per step).", time.perf_counter() - compile_start,
+               flops)
+
+  def run_eval(step: int) -> None:
+    means, restored = evaluation.evaluate(eval_fn, state.params, eval_batches)
+    log.write(step, means)
+    first = eval_batches[0]
+    n = train_cfg.grid_images
+    grid = image_grid([np.asarray(first["damaged"])[:n], np.asarray(restored)[:n], np.asarray(first["clean"])[:n]])
+    if jax.process_index() == 0:
+      save_png(os.path.join(workdir, "images", f"eval_{step:08d}.png"), grid)
+    writer.write_images(step, {"eval/damaged_restored_clean": grid[None]})
+
+  def check_finite(step: int, metrics: dict[str, jax.Array]) -> None:
+    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    if not (math.isfinite(values["loss"]) and math.isfinite(values["param_norm"])):
+      checkpointer.wait()
+      raise TrainingDiverged(
+          f"The loss or the parameters became NaN/Inf at step {step} (loss {values['loss']}); stopped "
+          f"without saving that step. The last good "
+          f"checkpoint is step {checkpointer.latest_step()} in {workdir}: resume from it with a lower "
+          "optimizer.learning_rate or with optimizer.grad_clip_norm set.")
+    log.add(values)
+
+  preemption = _Preemption()
+  progress = periodic_actions.ReportProgress(num_train_steps=train_cfg.num_steps, writer=writer,
+                                             every_steps=train_cfg.log_every, every_secs=None)
+  step = int(state.step)
+  last_log = (step, time.perf_counter())
+  pending = None  # The previous step's metrics: read one step late so the host never waits on the device.
+  batch = first_batch
+  try:
+    while step < train_cfg.num_steps:
+      state, metrics = compiled_step(state, batch)
+      step += 1
+      if pending is not None:
+        check_finite(*pending)
+      pending = (step, metrics)
+      progress(step)
+      stop = preemption.requested or step == stop_after_step or step == train_cfg.num_steps
+      boundary = (step % train_cfg.log_every == 0 or step % train_cfg.checkpoint_every == 0 or
+                  (train_cfg.eval_every and step % train_cfg.eval_every == 0) or stop)
+      if boundary:
+        check_finite(*pending)
+        pending = None
+      if step % train_cfg.log_every == 0 or stop:
+        elapsed = time.perf_counter() - last_log[1]
+        images_per_sec = (step - last_log[0]) * train_cfg.batch_size / max(elapsed, 1e-9)
+        log.flush_means(step, {"perf/images_per_sec": images_per_sec,
+                               "perf/tflops_per_device": flops * images_per_sec / train_cfg.batch_size
+                               / 1e12 / jax.device_count()})
+        last_log = (step, time.perf_counter())
+      if train_cfg.eval_every and (step % train_cfg.eval_every == 0 or step == train_cfg.num_steps):
+        run_eval(step)
+      if stop:
+        checkpointer.save(state, data_iterator, force=True)
+        break
+      checkpointer.save(state, data_iterator)
+      batch = sharding.global_batch(next(data_iterator), mesh)
+  finally:
+    preemption.restore_handler()
+    checkpointer.wait()
+    checkpointer.close()
+    writer.flush()
+  return state
