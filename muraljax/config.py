@@ -1,0 +1,57 @@
+"""The config sections every model family shares: trainer, optimizer, mesh, checkpoints.
+
+`configs/<model>.py` composes these with its model and data sections. Every field is documented here, where it
+is defined; the values are the defaults the paper configs start from.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def train_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.batch_size = 64  # Global batch (all hosts and devices together); must divide by the data-parallel size.
+  c.num_steps = 400_000  # Total optimizer steps; the learning-rate schedule spans exactly these.
+  c.log_every = 100  # Steps between scalar summaries (loss, grad norm, lr, steps/s, images/s).
+  c.eval_every = 5_000  # Steps between evaluations on the held-out set (PSNR/SSIM, image grids); 0 = never.
+  c.checkpoint_every = 5_000  # Steps between (asynchronous) checkpoints; a final one is always written.
+  c.max_to_keep = 3  # Checkpoints kept in <workdir>/checkpoints; older ones are deleted.
+  c.eval_batch_size = 8  # Batch size for evaluation and image grids.
+  c.grid_images = 4  # Examples shown in each image grid (damaged | restored | ground truth).
+  c.compute_dtype = "float32"  # Activation dtype: 'float32' or 'bfloat16' (params and optimizer stay fp32).
+  return c
+
+
+def optimizer_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.learning_rate = 2e-4  # Peak learning rate (reached after warm-up).
+  c.warmup_steps = 0  # Linear warm-up from 0 to learning_rate.
+  c.end_learning_rate = 1e-7  # Cosine decay ends here at train.num_steps.
+  c.b1 = 0.9  # Adam beta1.
+  c.b2 = 0.999  # Adam beta2.
+  c.eps = 1e-8  # Adam epsilon.
+  c.weight_decay = 0.0  # Decoupled weight decay (AdamW) when > 0.
+  c.grad_clip_norm = 0.0  # Clip gradients to this global norm; 0 = no clipping.
+  return c
+
+
+def mesh_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  # Mesh axis sizes in order; -1 takes every remaining device. The batch is split over 'data' and 'fsdp';
+  # parameters and optimizer state are split over 'fsdp'.
+  c.shape = ml_collections.ConfigDict({"data": -1, "fsdp": 1})
+  c.num_devices = 0  # Use only the first N devices (0 = all); handy for single-device debugging.
+  c.fsdp_min_size = 2**18  # Parameters with fewer elements than this stay replicated under fsdp.
+  return c
+
+
+def base_config(task: str) -> ml_collections.ConfigDict:
+  """The shared sections; the caller adds `model` and `data` and adjusts values."""
+  c = ml_collections.ConfigDict()
+  c.task = task  # Which model family trains (see muraljax.tasks): 'hinet', ...
+  c.seed = 0  # Seeds parameter init, per-step RNG and the data order.
+  c.train = train_config()
+  c.optimizer = optimizer_config()
+  c.mesh = mesh_config()
+  return c

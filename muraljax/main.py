@@ -1,0 +1,72 @@
+"""Command-line entry point: `python -m muraljax.main --config configs/hinet.py:smoke --workdir runs/x`.
+
+Config fields are overridden with `--config.section.field=value`. A multi-process job (TPU pod, SLURM, or
+JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID in the environment) is joined automatically
+with `jax.distributed.initialize()` before anything touches the devices.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file("config", None, "Training config: path/to/config.py[:variant].", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and images; re-running resumes from it.")
+flags.DEFINE_bool("distributed", None,
+                  "Call jax.distributed.initialize(); default: only when the environment describes a "
+                  "multi-process job.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def _is_multiprocess_environment() -> bool:
+  env = os.environ
+  return (int(env.get("SLURM_NTASKS", "1")) > 1 or "TPU_WORKER_HOSTNAMES" in env and
+          "," in env["TPU_WORKER_HOSTNAMES"] or "JAX_COORDINATOR_ADDRESS" in env)
+
+
+def _initialize_distributed() -> None:
+  import jax  # pylint: disable=g-import-not-at-top
+
+  env = os.environ
+  if "JAX_COORDINATOR_ADDRESS" in env:
+    missing = [k for k in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID") if k not in env]
+    if missing:
+      raise SystemExit(f"JAX_COORDINATOR_ADDRESS is set but {', '.join(missing)} is not; set all three.")
+    jax.distributed.initialize(coordinator_address=env["JAX_COORDINATOR_ADDRESS"],
+                               num_processes=int(env["JAX_NUM_PROCESSES"]),
+                               process_id=int(env["JAX_PROCESS_ID"]))
+  else:
+    jax.distributed.initialize()
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing, with config override mistakes reported as one sentence instead of a traceback."""
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError, TypeError, ValueError, flags.Error) as e:
+    message = str(e).strip().strip("'\"").replace("\\n", " ").replace("\n", " ")
+    raise SystemExit(f"Bad command line: {message}") from None
+
+
+def main(argv: list[str]) -> None:
+  del argv
+  if flags.FLAGS.distributed or (flags.FLAGS.distributed is None and _is_multiprocess_environment()):
+    _initialize_distributed()
+  # Imported after distributed initialisation: nothing may touch the devices before it.
+  from muraljax.data.errors import DataError  # pylint: disable=g-import-not-at-top
+  from muraljax.train import loop, sharding  # pylint: disable=g-import-not-at-top
+
+  config = flags.FLAGS.config
+  logging.info("Config:\n%s", config)
+  try:
+    loop.run(config, flags.FLAGS.workdir)
+  except (DataError, sharding.ShardingError, loop.TrainingDiverged) as e:
+    logging.error("%s", e)
+    sys.exit(f"Error: {e}")
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=_parse_flags)

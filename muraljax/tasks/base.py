@@ -1,0 +1,23 @@
+"""The small interface through which a model family plugs into the generic trainer."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import jax
+
+Batch = dict[str, jax.Array]  # 'damaged', 'clean' [B, H, W, 3] and 'mask' [B, H, W, 1], floats in [0, 1].
+Params = Any
+
+
+class Task(Protocol):
+  """What the trainer needs from a model family; all methods are pure and jit-compatible."""
+
+  def init(self, rng: jax.Array, batch: Batch) -> Params:
+    """Fresh parameters for inputs shaped like `batch`."""
+
+  def loss(self, params: Params, batch: Batch, rng: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Scalar training loss (mean over the global batch) and scalar metrics to log."""
+
+  def predict(self, params: Params, batch: Batch) -> jax.Array:
+    """The restored images [B, H, W, 3] for evaluation and image grids."""
