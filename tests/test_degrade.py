@@ -1,0 +1,121 @@
+"""Damage masks and (damaged, mask, clean) triplets: ratio limits, reproducibility, untouched pixels, config checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from muraljax.data import degrade
+from muraljax.data.errors import DataError
+
+_MISSING_KINDS = [kind for kind in degrade.KINDS if kind != "fading"]
+
+
+def _clean(seed: int = 0, height: int = 48, width: int = 56) -> np.ndarray:
+  # Values kept away from 0 so that a black fill is distinguishable from the image.
+  return np.random.default_rng(seed).uniform(0.1, 1.0, (height, width, 3)).astype(np.float32)
+
+
+def _config(kinds: list[str] | None = None, low: float = 0.05, high: float = 0.3, fill: str = "black"):
+  config = degrade.default_config()
+  if kinds is not None:
+    for kind in degrade.KINDS:
+      config.weights[kind] = 1.0 if kind in kinds else 0.0
+    config.max_kinds = len(kinds)
+  config.min_hole_ratio, config.max_hole_ratio, config.fill = low, high, fill
+  return config
+
+
+def _check_triplet(out: dict[str, np.ndarray], clean: np.ndarray, low: float, high: float) -> np.ndarray:
+  assert out["damaged"].dtype == out["mask"].dtype == out["clean"].dtype == np.float32
+  assert out["mask"].shape == clean.shape[:2] + (1,)
+  mask = out["mask"][..., 0]
+  assert set(np.unique(mask)) <= {0.0, 1.0}
+  assert low <= mask.mean() <= high
+  outside = mask == 0
+  np.testing.assert_array_equal(out["damaged"][outside], clean[outside])
+  np.testing.assert_array_equal(out["clean"], clean)
+  assert 0.0 <= out["damaged"].min() and out["damaged"].max() <= 1.0
+  return mask.astype(bool)
+
+
+@pytest.mark.parametrize("kind", degrade.KINDS)
+def test_each_kind_respects_ratio_limits_and_leaves_the_rest_untouched(kind):
+  clean = _clean()
+  for seed in range(12):
+    out = degrade.degrade(clean, np.random.default_rng(seed), _config([kind]))
+    inside = _check_triplet(out, clean, 0.05, 0.3)
+    if kind == "fading":
+      assert np.abs(out["damaged"][inside] - clean[inside]).max() > 0.01
+    else:
+      assert not out["damaged"][inside].any()  # black fill
+
+
+@pytest.mark.parametrize("low, high, kinds", [(0.01, 0.5, None), (0.4, 0.45, ["cracks"]), (0.0, 0.02, ["collapse"]),
+                                              (0.2, 0.25, ["fading", "boxes"]), (0.3, 0.6, _MISSING_KINDS)])
+def test_mixed_and_extreme_limits_hold(low, high, kinds):
+  clean = _clean(1, 40, 64)
+  for seed in range(10):
+    _check_triplet(degrade.degrade(clean, np.random.default_rng(seed), _config(kinds, low, high)), clean, low, high)
+
+
+def test_same_seed_same_triplet_different_seed_differs():
+  clean = (_clean(2) * 255).astype(np.uint8)
+  config = degrade.default_config()
+  first = degrade.degrade(clean, np.random.default_rng(7), config)
+  again = degrade.degrade(clean, np.random.default_rng(7), config)
+  for key in ("damaged", "mask", "clean"):
+    np.testing.assert_array_equal(first[key], again[key])
+  others = [degrade.degrade(clean, np.random.default_rng(s), config)["mask"] for s in range(8, 12)]
+  assert all(not np.array_equal(first["mask"], other) for other in others)
+
+
+def test_uint8_and_float_inputs_agree():
+  clean = (_clean(3) * 255).astype(np.uint8)
+  from_uint8 = degrade.degrade(clean, np.random.default_rng(0), degrade.default_config())
+  from_float = degrade.degrade(clean / np.float32(255), np.random.default_rng(0), degrade.default_config())
+  np.testing.assert_allclose(from_uint8["damaged"], from_float["damaged"], atol=1e-6)
+
+
+@pytest.mark.parametrize("fill", degrade.FILLS)
+def test_fills(fill):
+  clean = _clean(4)
+  out = degrade.degrade(clean, np.random.default_rng(0), _config(["boxes"], 0.1, 0.4, fill))
+  inside = _check_triplet(out, clean, 0.1, 0.4)
+  values = out["damaged"][inside]
+  expected = {"black": (0.0, 0.0), "white": (1.0, 1.0), "noise": (0.0, 1.0), "plaster": (0.5, 0.95)}[fill]
+  assert expected[0] <= values.min() and values.max() <= expected[1]
+  if fill == "noise":
+    assert values.std() > 0.2
+
+
+@pytest.mark.parametrize("kind", degrade.KINDS)
+def test_mask_generators_are_boolean_and_sized(kind):
+  mask = degrade.MASK_GENERATORS[kind](np.random.default_rng(0), 40, 72)
+  assert mask.dtype == bool and mask.shape == (40, 72) and mask.any()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c.weights.__setitem__("mould", 1.0), "Unknown damage kind"),
+    (lambda c: c.weights.__setitem__("cracks", -1.0), ">= 0"),
+    (lambda c: setattr(c, "min_hole_ratio", 0.6), "larger than max_hole_ratio"),
+    (lambda c: setattr(c, "max_hole_ratio", 1.5), r"in \[0, 1\]"),
+    (lambda c: setattr(c, "min_hole_ratio", -0.1), r"in \[0, 1\]"),
+    (lambda c: setattr(c, "fill", "gold"), "Unknown degradation.fill"),
+    (lambda c: setattr(c, "max_kinds", 0), "max_kinds"),
+])
+def test_bad_config_raises_data_error(change, message):
+  config = degrade.default_config()
+  change(config)
+  with pytest.raises(DataError, match=message):
+    degrade.degrade(_clean(), np.random.default_rng(0), config)
+
+
+@pytest.mark.parametrize("image, message", [
+    (np.zeros((8, 8)), r"\[H, W, 3\]"),
+    (np.full((8, 8, 3), 2.0), r"\[0, 1\]"),
+    (np.zeros((8, 8, 3), np.int32), "uint8 or float"),
+])
+def test_bad_image_raises_data_error(image, message):
+  with pytest.raises(DataError, match=message):
+    degrade.degrade(image, np.random.default_rng(0), degrade.default_config())
