@@ -1,19 +1,20 @@
 """Times CAR's resampling op, forward and forward+backward, next to a dense 3x3 conv yardstick.
 
-Compares formulations of the same op (all exact; checked against `muraljax.models.resample.resample`):
+Compares formulations of the same op (all exact; each is checked against the library's):
 
-* gather_folded:   (the library's) kernel folded into the 4 bilinear weights, one row gather of C-vectors,
-                   one weighted reduction over taps x corners.
-* gather_corners:  bilinear value per tap first (4 gathers), then the kernel-weighted sum over taps.
-* gather_channels: channels-first scalar gather ([B, C, Hp*Wp]) instead of C-vector rows.
-* scan_rows:       lax.scan over the k kernel rows (k taps per step), checkpointed, so only one row of
-                   samples is alive at a time.
+* scan_rows:       the library's `resample`: lax.scan over the k kernel rows, checkpointed; each step
+                   gathers the 4 bilinear corners of k taps and reduces them with the kernel.
+* gather_corners:  the same gathers for all k*k taps at once, then one kernel-weighted reduction.
+* gather_folded:   kernel folded into the 4 bilinear weights, one gather of [B, h, w, k*k*4] C-vectors,
+                   one weighted reduction.
+* gather_channels: as gather_folded, but a scalar gather from channels-first planes [B, C, Hp*Wp].
 
-Peak memory is XLA's own estimate for the compiled program (`memory_analysis()`), times are the median of
-`--repeats` runs after compilation. Prints a table and writes JSON.
+Peak memory is XLA's estimate for the compiled program (`memory_analysis()`: arguments + outputs + temporaries
+- aliased; on CPU `peak_memory_in_bytes` counts arguments only). Times are the median of `--repeats` runs after
+compilation. Prints a table and writes JSON.
 
-  python benchmarks/resample_op.py                       # x4, batch 4, 512x512 -> 128x128, C=3
-  python benchmarks/resample_op.py --size 64 --batch 1   # a quick run
+  PYTHONPATH=. python benchmarks/resample_op.py                       # x4, batch 4, 512x512 -> 128x128, C=3
+  PYTHONPATH=. python benchmarks/resample_op.py --size 64 --batch 1   # a quick run
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from muraljax.models.resample import axis_corners, kernel_size, resample
+from muraljax.models.resample import axis_corners, bilinear_samples, kernel_size, resample
 
 _RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "resample_op.json")
 
 
-def _padded_taps(image, kernels, offsets_h, offsets_v, scale):
-  """Reflect-padded image and per-axis corners, [B, h, w, k*k] each."""
+def _all_taps(image, kernels, offsets_h, offsets_v, scale):
+  """Reflect-padded image and the corners of all k*k taps along each axis."""
   k = kernel_size(scale)
   padded = jnp.pad(image, ((0, 0), (k // 2, k // 2), (k // 2, k // 2), (0, 0)), mode="reflect")
   _, padded_h, padded_w, _ = padded.shape
@@ -46,59 +47,43 @@ def _padded_taps(image, kernels, offsets_h, offsets_v, scale):
 
 
 def gather_corners(image, kernels, offsets_h, offsets_v, scale):
-  padded, (top, bottom, beta), (left, right, alpha) = _padded_taps(image, kernels, offsets_h, offsets_v, scale)
-  pixel = jax.vmap(lambda img, y, x: img[y, x])
-  value = ((1 - alpha) * (1 - beta))[..., None] * pixel(padded, top, left)
-  value += (alpha * (1 - beta))[..., None] * pixel(padded, top, right)
-  value += ((1 - alpha) * beta)[..., None] * pixel(padded, bottom, left)
-  value += (alpha * beta)[..., None] * pixel(padded, bottom, right)
-  return jnp.einsum("bhwn,bhwnc->bhwc", kernels, value)
+  padded, rows, cols = _all_taps(image, kernels, offsets_h, offsets_v, scale)
+  return jnp.einsum("bhwn,bhwnc->bhwc", kernels, bilinear_samples(padded, rows, cols))
+
+
+def _folded(image, kernels, offsets_h, offsets_v, scale):
+  """Flat corner indices and kernel-folded bilinear weights, [B, h*w*k*k*4] each."""
+  padded, (top, bottom, beta), (left, right, alpha) = _all_taps(image, kernels, offsets_h, offsets_v, scale)
+  width = padded.shape[2]
+  index = jnp.stack([top * width + left, top * width + right, bottom * width + left, bottom * width + right], -1)
+  weight = kernels[..., None] * jnp.stack(
+      [(1 - alpha) * (1 - beta), alpha * (1 - beta), (1 - alpha) * beta, alpha * beta], axis=-1)
+  b = image.shape[0]
+  return padded, index.reshape(b, -1), weight.reshape(b, -1)
+
+
+def gather_folded(image, kernels, offsets_h, offsets_v, scale):
+  padded, index, weight = _folded(image, kernels, offsets_h, offsets_v, scale)
+  b, _, _, c = padded.shape
+  samples = jax.vmap(lambda flat, idx: flat[idx])(padded.reshape(b, -1, c), index)
+  lr_shape = kernels.shape[:3]
+  return jnp.einsum("bhwm,bhwmc->bhwc", weight.reshape(*lr_shape, -1), samples.reshape(*lr_shape, -1, c))
 
 
 def gather_channels(image, kernels, offsets_h, offsets_v, scale):
-  padded, (top, bottom, beta), (left, right, alpha) = _padded_taps(image, kernels, offsets_h, offsets_v, scale)
-  b, padded_h, padded_w, c = padded.shape
-  index = jnp.stack([top * padded_w + left, top * padded_w + right, bottom * padded_w + left,
-                     bottom * padded_w + right], axis=-1)
-  weight = kernels[..., None] * jnp.stack(
-      [(1 - alpha) * (1 - beta), alpha * (1 - beta), (1 - alpha) * beta, alpha * beta], axis=-1)
-  planes = padded.transpose(0, 3, 1, 2).reshape(b, c, padded_h * padded_w)
-  samples = jnp.take_along_axis(planes, index.reshape(b, 1, -1), axis=2)
+  padded, index, weight = _folded(image, kernels, offsets_h, offsets_v, scale)
+  b, _, _, c = padded.shape
+  planes = padded.transpose(0, 3, 1, 2).reshape(b, c, -1)
+  samples = jnp.take_along_axis(planes, index[:, None], axis=2)
   lr_shape = kernels.shape[:3]
   return jnp.einsum("bhwm,bchwm->bhwc", weight.reshape(*lr_shape, -1), samples.reshape(b, c, *lr_shape[1:], -1))
 
 
-def scan_rows(image, kernels, offsets_h, offsets_v, scale):
-  k = kernel_size(scale)
-  pad = k // 2
-  padded = jnp.pad(image, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
-  b, padded_h, padded_w, c = padded.shape
-  _, lr_h, lr_w, _ = kernels.shape
-  flat = padded.reshape(b, padded_h * padded_w, c)
-  by_row = lambda t: t.reshape(b, lr_h, lr_w, k, k).transpose(3, 0, 1, 2, 4)  # [k rows, B, h, w, k]
-
-  @jax.checkpoint
-  def row(acc, inputs):
-    kern, off_h, off_v, tap_y = inputs
-    top, bottom, beta = axis_corners(off_v, jnp.arange(lr_h)[:, None, None], tap_y, scale, padded_h)
-    left, right, alpha = axis_corners(off_h, jnp.arange(lr_w)[:, None], jnp.arange(k), scale, padded_w)
-    index = jnp.stack([top * padded_w + left, top * padded_w + right, bottom * padded_w + left,
-                       bottom * padded_w + right], axis=-1)
-    weight = kern[..., None] * jnp.stack(
-        [(1 - alpha) * (1 - beta), alpha * (1 - beta), (1 - alpha) * beta, alpha * beta], axis=-1)
-    samples = jax.vmap(lambda img, idx: img[idx])(flat, index.reshape(b, -1)).reshape(b, lr_h, lr_w, -1, c)
-    return acc + jnp.einsum("bhwn,bhwnc->bhwc", weight.reshape(b, lr_h, lr_w, -1), samples), None
-
-  init = jnp.zeros((b, lr_h, lr_w, c), image.dtype)
-  xs = (by_row(kernels), by_row(offsets_h), by_row(offsets_v), jnp.arange(k))
-  return jax.lax.scan(row, init, xs)[0]
-
-
 CANDIDATES: dict[str, Callable] = {
-    "gather_folded": resample,
+    "scan_rows": resample,
     "gather_corners": gather_corners,
+    "gather_folded": gather_folded,
     "gather_channels": gather_channels,
-    "scan_rows": scan_rows,
 }
 
 
@@ -127,9 +112,8 @@ def _forward_backward(fn: Callable) -> Callable:
 def _measure(fn: Callable, args: tuple, repeats: int) -> dict:
   compiled = jax.jit(fn).lower(*args).compile()
   memory = compiled.memory_analysis()
-  peak = getattr(memory, "peak_memory_in_bytes", 0) or (
-      memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
-      - memory.alias_size_in_bytes)
+  peak = (memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
+          - memory.alias_size_in_bytes)
   jax.block_until_ready(compiled(*args))
   times = []
   for _ in range(repeats):
