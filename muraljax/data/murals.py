@@ -172,22 +172,22 @@ class _Frame:
     iy = np.clip(np.floor(dy / th), 0, ny - 1)
     return dx - (ix + 0.5) * tw, dy - (iy + 1) * th, (ix + iy).astype(np.int32)
 
-  def spans(self, box: _Box, margin: float) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-    """Canvas x and y intervals that hold the local box, grown by `margin` pixels.
+  def spans(self, box: _Box, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """Canvas x and y intervals [n, 2] that hold the local box, grown by `margin` pixels.
 
     Tiled frames at a multiple of a quarter turn give one interval per tile column and row, so a small part of a
     tile is not evaluated over the whole grid.
     """
     if self.tile is None or self.angle not in (0.0, math.pi / 2):
       x0, y0, x1, y1 = self.canvas_box(box)
-      return [(x0 - margin, x1 + margin)], [(y0 - margin, y1 + margin)]
+      return np.array([[x0 - margin, x1 + margin]]), np.array([[y0 - margin, y1 + margin]])
     (tw, th), (nx, ny) = self.tile, self.tiles
-    along = [((i + 0.5) * tw + box[0], (i + 0.5) * tw + box[2]) for i in range(nx)]
-    across = [((j + 1) * th + box[1], (j + 1) * th + box[3]) for j in range(ny)]
+    along = (np.arange(nx) + 0.5)[:, None] * tw + np.array([box[0], box[2]])
+    across = (np.arange(ny) + 1.0)[:, None] * th + np.array([box[1], box[3]])
 
-    def to_canvas(intervals: list[tuple[float, float]], origin: float, sign: float) -> list[tuple[float, float]]:
-      return [(origin + min(sign * a, sign * b) * self.scale - margin,
-               origin + max(sign * a, sign * b) * self.scale + margin) for a, b in intervals]
+    def to_canvas(intervals: np.ndarray, origin: float, sign: float) -> np.ndarray:
+      ends = origin + sign * self.scale * intervals
+      return np.stack([ends.min(axis=1) - margin, ends.max(axis=1) + margin], axis=1)
 
     if self.angle == 0.0:
       return to_canvas(along, self.ox, 1.0), to_canvas(across, self.oy, 1.0)
@@ -243,6 +243,7 @@ class _Canvas:
     self.y = self.rows[:, None] + self.wobble * (2 * self.noise(rng, period) - 1)
     self.rgb = np.empty((3, crop_height, crop_width), np.float32)
     self._local_cache: dict = {}
+    self._indices = np.arange(max(crop_height, crop_width))
 
   def noise(self, rng: np.random.Generator, period: float) -> np.ndarray:
     return _value_noise(rng, self.height, self.width, period, self.rows, self.cols)
@@ -257,11 +258,11 @@ class _Canvas:
     `clip` (canvas pixels) cuts the shape off sharply at the clip box's edges.
     """
     line_px = self.line * line_scale
-    xspans, yspans = frame.spans(box, self.wobble + line_px + 2)
+    margin = self.wobble + line_px + 2
+    bounds = _grow_box(frame.canvas_box(box), margin)
     if clip:
-      xspans = [(max(a, clip[0]), min(b, clip[2])) for a, b in xspans]
-      yspans = [(max(a, clip[1]), min(b, clip[3])) for a, b in yspans]
-    rows, cols = _pixels_in(yspans, self.top, self.rgb.shape[1]), _pixels_in(xspans, self.left, self.rgb.shape[2])
+      bounds = (max(bounds[0], clip[0]), max(bounds[1], clip[1]), min(bounds[2], clip[2]), min(bounds[3], clip[3]))
+    rows, cols = self._pixels(frame, box, margin, bounds, clip)
     if not rows.size or not cols.size:
       return
     local = self._local(frame, rows, cols)
@@ -276,10 +277,23 @@ class _Canvas:
     pixels = _Pixels(self.rgb, rows[r0:r1], cols[c0:c1])
     rgb = pixels.get()
     if fill is not None:
-      rgb += np.clip(0.5 - d, 0, 1) * (local.color(fill, r0, r1, c0, c1) - rgb)
+      _lerp(rgb, np.clip(0.5 - d, 0, 1), local.color(fill, r0, r1, c0, c1))
     if line is not None:
-      rgb += np.clip(reach - np.abs(d), 0, 1) * (local.color(line, r0, r1, c0, c1) - rgb)
+      _lerp(rgb, np.clip(reach - np.abs(d), 0, 1), local.color(line, r0, r1, c0, c1))
     pixels.set(rgb)
+
+  def _pixels(self, frame: _Frame, box: _Box, margin: float, bounds: _Box,
+              clip: _Box | None) -> tuple[np.ndarray, np.ndarray]:
+    """Window row and column indices a shape may touch (per tile for tiled frames)."""
+    _, height, width = self.rgb.shape
+    r0, r1 = _pixel_range(bounds[1], bounds[3], self.top, height)
+    c0, c1 = _pixel_range(bounds[0], bounds[2], self.left, width)
+    if frame.tile is None or r0 >= r1 or c0 >= c1:
+      return self._indices[r0:r1], self._indices[c0:c1]
+    xspans, yspans = frame.spans(box, margin)
+    if clip:
+      xspans, yspans = np.clip(xspans, clip[0], clip[2]), np.clip(yspans, clip[1], clip[3])
+    return _pixels_in(yspans, self.top, height), _pixels_in(xspans, self.left, width)
 
   def _local(self, frame: _Frame, rows: np.ndarray, cols: np.ndarray) -> _LocalCoords:
     # Tiled frames paint many parts over the same pixels: map the coordinates once.
@@ -303,24 +317,41 @@ class _Pixels:
       self.flat = _flat_index(rows, cols, planes.shape[2])
 
   def get(self) -> np.ndarray:
+    """The pixels [3, n, m]: a view of the image when they form a block, so edits land in place."""
     if self.view is not None:
-      return self.view.copy()
+      return self.view
     return np.take(self.planes.reshape(3, -1), self.flat, axis=1)
 
   def set(self, rgb: np.ndarray) -> None:
     if self.view is not None:
-      self.view[...] = rgb
       return
     for plane, values in zip(self.planes.reshape(3, -1), rgb):
       plane.put(self.flat, values)
 
 
-def _pixels_in(spans: list[tuple[float, float]], offset: int, size: int) -> np.ndarray:
-  """Window indices along one axis of the pixels whose centres lie in any of the (canvas) spans."""
-  selected = np.zeros(size, bool)
-  for a, b in spans:
-    selected[max(0, math.ceil(a - 0.5) - offset):max(0, math.floor(b - 0.5) - offset + 1)] = True
-  return np.flatnonzero(selected)
+def _lerp(rgb: np.ndarray, alpha: np.ndarray, color: np.ndarray) -> None:
+  """rgb += alpha * (color - rgb), in place; rgb [3, h, w], alpha [h, w], color broadcastable to rgb."""
+  change = color - rgb
+  change *= alpha
+  rgb += change
+
+
+def _grow_box(box: _Box, margin: float) -> _Box:
+  return box[0] - margin, box[1] - margin, box[2] + margin, box[3] + margin
+
+
+def _pixel_range(low: float, high: float, offset: int, size: int) -> tuple[int, int]:
+  """[start, stop) of the window pixels along one axis whose centres lie in the canvas interval [low, high]."""
+  return max(math.ceil(low - 0.5) - offset, 0), max(min(math.floor(high - 0.5) - offset + 1, size), 0)
+
+
+def _pixels_in(spans: np.ndarray, offset: int, size: int) -> np.ndarray:
+  """Window indices along one axis of the pixels whose centres lie in any of the canvas spans [n, 2]."""
+  # np.minimum/np.maximum: np.clip's overhead dominates on arrays this small.
+  starts = np.minimum(np.maximum(np.ceil(spans[:, 0] - 0.5).astype(np.int64) - offset, 0), size)
+  stops = np.minimum(np.maximum(np.floor(spans[:, 1] - 0.5).astype(np.int64) - offset + 1, starts), size)
+  depth = np.cumsum(np.bincount(starts, minlength=size + 1) - np.bincount(stops, minlength=size + 1))
+  return np.flatnonzero(depth[:size] > 0)
 
 
 def _is_range(indices: np.ndarray) -> bool:
@@ -377,7 +408,7 @@ def _polygon(points: list[tuple[float, float]]) -> _LocalSdf:
     nx, ny = (y1 - y0) / length, (x0 - x1) / length
     sign = -1.0 if (cx - x0) * nx + (cy - y0) * ny > 0 else 1.0  # make the normal point outwards
     edges.append((x0, y0, sign * nx, sign * ny))
-  return lambda u, v: np.max([(u - x0) * nx + (v - y0) * ny for x0, y0, nx, ny in edges], axis=0)
+  return lambda u, v: functools.reduce(np.maximum, [(u - x0) * nx + (v - y0) * ny for x0, y0, nx, ny in edges])
 
 
 def _ribbon(length: float, amplitude: float, wavelength: float, phase: float, width: float,
@@ -425,7 +456,7 @@ def _norm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _union(*sdfs: _LocalSdf) -> _LocalSdf:
-  return lambda u, v: np.min([f(u, v) for f in sdfs], axis=0)
+  return lambda u, v: functools.reduce(np.minimum, [f(u, v) for f in sdfs])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -436,7 +467,10 @@ def _pigment(rng: np.random.Generator, names: tuple[str, ...] | str, count: int 
   """A pigment (or a table of `count` different ones) with a slight random tint, float32 [3] or [count, 3]."""
   if isinstance(names, str):
     names = (names,)
-  picks = rng.choice(len(names), size=count or 1, replace=count is not None and count > len(names))
+  if count is None:
+    picks = [rng.integers(len(names))]
+  else:  # different pigments while there are enough
+    picks = rng.permutation(len(names))[:count] if count <= len(names) else rng.integers(0, len(names), count)
   colors = np.array([_PIGMENTS[names[i]] for i in picks], np.float32)
   colors = np.clip(colors * rng.normal(1.0, 0.05, colors.shape), 0, 1).astype(np.float32)
   return colors if count else colors[0]
@@ -763,11 +797,10 @@ def _age(canvas: _Canvas, rng: np.random.Generator) -> None:
   """Uneven pigment and stains, worn paint showing the plaster, desaturation, plaster grain and specks."""
   rgb = canvas.rgb
   unit = canvas.unit
-  stain = canvas.noise(rng, 0.3 * unit) + 0.6 * canvas.noise(rng, 0.11 * unit) + 0.3 * canvas.noise(rng, 0.04 * unit)
-  rgb *= 1 - rng.uniform(0.1, 0.25) * (stain - 0.9)
-  wear = (canvas.noise(rng, 0.2 * unit) + 0.5 * canvas.noise(rng, 0.047 * unit) + 0.35 * canvas.noise(rng, 0.021 * unit)
-          + 0.2 * canvas.noise(rng, 0.009 * unit))
-  worn = np.clip((wear - rng.uniform(1.3, 1.6)) * 4, 0, 0.5)
+  stain = canvas.noise(rng, 0.3 * unit) + 0.6 * canvas.noise(rng, 0.09 * unit)
+  rgb *= 1 - rng.uniform(0.1, 0.25) * (stain - 0.8)
+  wear = 0.6 * stain + 0.5 * canvas.noise(rng, 0.035 * unit) + 0.25 * canvas.noise(rng, 0.012 * unit)
+  worn = np.clip((wear - rng.uniform(1.0, 1.25)) * 4, 0, 0.5)
   rgb += worn * (np.array(_PLASTER, np.float32)[:, None, None] - rgb)
   rgb += rng.uniform(0.05, 0.3) * (rgb.mean(axis=0) - rgb)
   rgb *= 1 + rng.uniform(0.05, 0.12) * (canvas.grain(0) - 0.5)
