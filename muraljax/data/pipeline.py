@@ -1,0 +1,246 @@
+"""grain input pipelines: infinite shuffled training batches of (damaged, mask, clean) patches, and a fixed eval set.
+
+Batches are dicts of float32 numpy arrays in [0, 1]: 'damaged' and 'clean' [B, P, P, 3], 'mask' [B, P, P, 1]
+(1 = damaged), where B is this host's share of the global batch. Every example's crop, augmentation and damage
+come from an RNG grain derives from (seed, position in the sampled sequence), so the same seed gives the same
+batches whatever the number of worker processes, and a restored iterator state continues with the exact next
+batch.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import grain
+import jax
+import ml_collections
+import numpy as np
+from absl import flags
+
+from muraljax.data import degrade
+from muraljax.data.errors import DataError
+from muraljax.data.folder import ImageFolder
+from muraljax.data.murals import ProceduralMurals
+
+SOURCES = ("procedural", "folder")
+_PROCEDURAL_SEED = 0  # the built-in collection is fixed, whatever the training seed
+_HOLDOUT_SEED = 0  # the held-out folder images are the same for every run over the same folder
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Data settings (`config.data` of a training config)."""
+  config = ml_collections.ConfigDict()
+  # 'procedural': built-in Dunhuang-style murals generated on the fly (no download); 'folder': the photos under
+  # `folder` (JPEG/PNG/BMP/TIFF/WebP, searched recursively).
+  config.source = "procedural"
+  # Root directory of the image folder, for source='folder'.
+  config.folder = ""
+  # Number of procedural training murals; the eval murals are the next `eval_images` ones of the same collection.
+  config.num_images = 10_000
+  # Side in pixels of the (square) procedural murals that training patches and eval crops are cut from.
+  config.image_size = 512
+  # Side of the square training patches. Folder images with a shorter side than this (or than eval_size) are
+  # upscaled (bicubic, aspect kept) until it fits.
+  config.patch_size = 256
+  # Random horizontal/vertical flips and 90-degree rotations of the training patches.
+  config.augment = True
+  # Images held out for periodic evaluation: procedural murals after the training ones, or a fixed seeded choice
+  # of files that training never sees (source='folder'). 0 disables evaluation data.
+  config.eval_images = 16
+  # Side of the eval centre crops.
+  config.eval_size = 256
+  # grain worker processes that prepare batches in parallel; 0 prepares them in the training process. A saved
+  # iterator state only restores into a loader with the same number of workers.
+  config.num_workers = 0
+  # Damage applied to every patch (see muraljax.data.degrade.default_config).
+  config.degradation = degrade.default_config()
+  return config
+
+
+def train_loader(config: ml_collections.ConfigDict, *, global_batch_size: int, seed: int,
+                 shard_index: int | None = None, shard_count: int | None = None) -> grain.DataLoader:
+  """Infinite, shuffled training batches of this host's share of `global_batch_size`.
+
+  Args:
+    config: `default_config()` or a modified copy.
+    global_batch_size: examples per step over all hosts; must divide by `shard_count`.
+    seed: shuffling and per-example randomness (a non-negative 32-bit int).
+    shard_index, shard_count: this host's slice of the data; default jax.process_index() / process_count().
+      Hosts read disjoint sets of images.
+
+  Returns:
+    A grain.DataLoader whose iterator yields dict(damaged=[B, P, P, 3], mask=[B, P, P, 1], clean=[B, P, P, 3])
+    float32 numpy arrays, B = global_batch_size // shard_count, P = config.patch_size, and supports
+    get_state() / set_state().
+  """
+  _check_config(config)
+  shard_index = jax.process_index() if shard_index is None else shard_index
+  shard_count = jax.process_count() if shard_count is None else shard_count
+  if global_batch_size < 1 or global_batch_size % shard_count:
+    raise DataError(f"The global batch size {global_batch_size} does not divide over {shard_count} hosts; use a "
+                    f"positive multiple of {shard_count}.")
+  if not 0 <= seed < 2**32:
+    raise DataError(f"The data seed must be a non-negative 32-bit integer, got {seed}; pick another seed.")
+  source, cut_patch = _training_source(config)
+  if len(source) < shard_count:
+    raise DataError(f"{len(source)} training images cannot be split over {shard_count} hosts; add images.")
+  shard_options = grain.sharding.ShardOptions(shard_index=shard_index, shard_count=shard_count, drop_remainder=True)
+  sampler = grain.samplers.IndexSampler(num_records=len(source), shard_options=shard_options, shuffle=True,
+                                        num_epochs=None, seed=seed)
+  if config.num_workers:
+    _mark_absl_flags_parsed()
+  return _BatchingLoader(batch_size=global_batch_size // shard_count, data_source=source, sampler=sampler,
+                         operations=[_TrainingExample(cut_patch, config.augment, config.degradation)],
+                         worker_count=config.num_workers, shard_options=shard_options)
+
+
+def eval_batches(config: ml_collections.ConfigDict, *, batch_size: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+  """The held-out set: centre crops of side eval_size, damaged with fixed per-image seeds, in batches.
+
+  Returns a list of dicts like the training batches, [batch_size, S, S, C] each (the last may be smaller); the
+  same (config, seed) gives the same arrays on every call. Runs to compare should use the same seed.
+  """
+  _check_config(config)
+  if batch_size < 1:
+    raise DataError(f"The eval batch size must be positive, got {batch_size}.")
+  size = config.eval_size
+  examples = []
+  for i, image in enumerate(_eval_images(config)):
+    top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
+    crop = image[top:top + size, left:left + size]
+    examples.append(degrade.degrade(crop, np.random.default_rng([seed, i]), config.degradation))
+  return [{key: np.stack([example[key] for example in examples[start:start + batch_size]])
+           for key in examples[0]} for start in range(0, len(examples), batch_size)]
+
+
+def _check_config(config: ml_collections.ConfigDict) -> None:
+  if config.source not in SOURCES:
+    raise DataError(f"Unknown data source {config.source!r}; use one of {list(SOURCES)}.")
+  if config.source == "folder" and not config.folder:
+    raise DataError("source='folder' needs config.data.folder, the directory that holds the images; set it.")
+  if config.patch_size < 8 or config.eval_size < 8:
+    raise DataError(f"patch_size ({config.patch_size}) and eval_size ({config.eval_size}) must be at least 8.")
+  if config.source == "procedural":
+    if config.num_images < 1:
+      raise DataError(f"num_images must be positive, got {config.num_images}.")
+    largest = max(config.patch_size, config.eval_size if config.eval_images else 0)
+    if config.image_size < largest:
+      raise DataError(f"image_size ({config.image_size}) is smaller than the patch or eval crops ({largest}); "
+                      "raise image_size or lower patch_size/eval_size.")
+  if config.eval_images < 0 or config.num_workers < 0:
+    raise DataError(f"eval_images ({config.eval_images}) and num_workers ({config.num_workers}) must be >= 0.")
+  degrade.check_config(config.degradation)
+
+
+def _procedural_murals(config: ml_collections.ConfigDict) -> ProceduralMurals:
+  """The built-in collection: training murals first, then the eval ones."""
+  return ProceduralMurals(config.num_images + config.eval_images, config.image_size, config.image_size,
+                          _PROCEDURAL_SEED)
+
+
+def _folder_split(config: ml_collections.ConfigDict) -> tuple[ImageFolder, ImageFolder]:
+  """(training, held-out) files of the image folder."""
+  images = ImageFolder(config.folder, min_side=max(config.patch_size, config.eval_size))
+  if len(images) <= config.eval_images:
+    raise DataError(f"{config.folder!r} holds {len(images)} images, too few to hold out eval_images="
+                    f"{config.eval_images} and still train; add images or lower eval_images.")
+  held_out = np.sort(np.random.default_rng(_HOLDOUT_SEED).choice(len(images), config.eval_images, replace=False))
+  return images.subset(np.setdiff1d(np.arange(len(images)), held_out)), images.subset(held_out)
+
+
+def _training_source(config: ml_collections.ConfigDict) -> tuple[grain.sources.RandomAccessDataSource, Callable]:
+  """The grain data source and the function that cuts a random patch from one of its records."""
+  if config.source == "folder":
+    return _folder_split(config)[0], functools.partial(_crop_image, config.patch_size)
+  # Records are mural indices; only the patch is rendered, which is far cheaper than the whole mural.
+  murals = _procedural_murals(config)
+  return grain.sources.RangeDataSource(0, config.num_images, 1), functools.partial(_crop_mural, murals,
+                                                                                    config.patch_size)
+
+
+def _eval_images(config: ml_collections.ConfigDict) -> list[np.ndarray]:
+  """Held-out images, uint8 [H, W, 3], at least eval_size on each side."""
+  if not config.eval_images:
+    return []
+  if config.source == "folder":
+    held_out = _folder_split(config)[1]
+    return [held_out[i] for i in range(len(held_out))]
+  murals, size = _procedural_murals(config), config.eval_size
+  corner = (config.image_size - size) // 2
+  return [murals.crop(config.num_images + i, corner, corner, size, size) for i in range(config.eval_images)]
+
+
+def _crop_mural(murals: ProceduralMurals, size: int, index: int, rng: np.random.Generator) -> np.ndarray:
+  top, left = rng.integers(0, murals.height - size + 1), rng.integers(0, murals.width - size + 1)
+  return murals.crop(int(index), int(top), int(left), size, size)
+
+
+def _crop_image(size: int, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  top, left = rng.integers(0, image.shape[0] - size + 1), rng.integers(0, image.shape[1] - size + 1)
+  return image[top:top + size, left:left + size]
+
+
+def _augment(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  """One of the 8 flips/rotations of a square patch [P, P, C], uniformly."""
+  flip, turns = rng.integers(0, 2), rng.integers(0, 4)
+  return np.rot90(patch[:, ::-1] if flip else patch, k=turns)
+
+
+class _TrainingExample(grain.transforms.RandomMap):
+  """Record -> random patch (-> random flip/rotation) -> degradation triplet, with grain's per-record RNG."""
+
+  def __init__(self, cut_patch: Callable[[object, np.random.Generator], np.ndarray], augment: bool,
+               degradation: ml_collections.ConfigDict):
+    self.cut_patch, self.augment, self.degradation = cut_patch, augment, degradation
+
+  def random_map(self, element: object, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    patch = self.cut_patch(element, rng)
+    if self.augment:
+      patch = _augment(patch, rng)
+    return degrade.degrade(np.ascontiguousarray(patch), rng, self.degradation)
+
+
+class _BatchingLoader(grain.DataLoader):
+  """A grain.DataLoader of examples whose iterator stacks them into batches in the consuming process.
+
+  grain's Batch operation runs inside each worker on that worker's share of the records (i, i + n, i + 2n, ...),
+  so the examples grouped into a batch would depend on the number of workers. Workers hand examples back in
+  record order, so batching them here gives the same batches for any worker count.
+  """
+
+  def __init__(self, *, batch_size: int, **kwargs):
+    super().__init__(**kwargs)
+    self.batch_size = batch_size
+
+  def __iter__(self) -> _BatchIterator:
+    return _BatchIterator(super().__iter__(), self.batch_size)
+
+
+class _BatchIterator:
+  """Batches of `batch_size` consecutive examples; its state is the example iterator's after whole batches."""
+
+  def __init__(self, examples: grain.DataLoaderIterator, batch_size: int):
+    self.examples, self.batch_size = examples, batch_size
+
+  def __iter__(self) -> _BatchIterator:
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    examples = [next(self.examples) for _ in range(self.batch_size)]
+    return {key: np.stack([example[key] for example in examples]) for key in examples[0]}
+
+  def get_state(self) -> bytes:
+    return self.examples.get_state()
+
+  def set_state(self, state: bytes) -> None:
+    self.examples.set_state(state)
+
+  def start_prefetch(self) -> None:
+    self.examples.start_prefetch()
+
+
+def _mark_absl_flags_parsed() -> None:
+  """grain's worker processes read absl flags; outside an absl app (a notebook, pytest) nothing parsed them."""
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
