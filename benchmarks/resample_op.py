@@ -129,7 +129,7 @@ def main() -> None:
   parser.add_argument("--size", type=int, default=512, help="HR side (square input).")
   parser.add_argument("--channels", type=int, default=3)
   parser.add_argument("--scale", type=int, default=4, choices=(2, 4))
-  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--repeats", type=int, default=10)
   parser.add_argument("--candidates", default=",".join(CANDIDATES), help="Comma-separated formulations to time.")
   parser.add_argument("--out", default=_RESULTS)
   args = parser.parse_args()

@@ -17,10 +17,11 @@ left corner to the padded image, the right corner to `left + 1`, clamped again (
 left of the image (floor(p_x) <= -2) this samples pixels 0 and 1 with weights (1 - a, a) rather than an
 edge-replicated pixel 0.
 
-Formulation (chosen by `benchmarks/resample_op.py`): a `lax.scan` over the k kernel rows, each step gathering
-the four bilinear corners of its k taps as C-vectors and reducing them with the kernel; the step is
-checkpointed, so training keeps one row of samples alive instead of all k*k taps (about 6x less memory than
-differentiating the all-taps-at-once gather, at the same forward+backward time).
+Formulation (chosen with `benchmarks/resample_op.py`): a `lax.scan` over the k kernel rows, each step
+gathering the four bilinear corners of its k taps as C-vectors and reducing them with the kernel. The step is
+checkpointed, so the backward pass holds one row of samples instead of all k*k taps: at x4, batch 4,
+512^2 -> 128^2 on CPU, ~0.3 GB of XLA temporaries for forward+backward instead of ~1.9 GB for the all-taps
+gather, and no slower.
 """
 
 from __future__ import annotations
