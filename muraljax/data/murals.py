@@ -242,7 +242,7 @@ class _Canvas:
     self.x = self.cols[None, :] + self.wobble * (2 * self.noise(rng, period) - 1)
     self.y = self.rows[:, None] + self.wobble * (2 * self.noise(rng, period) - 1)
     self.rgb = np.empty((3, crop_height, crop_width), np.float32)
-    self._local_cache: dict = {}
+    self._tiled_cache: dict = {}
     self._indices = np.arange(max(crop_height, crop_width))
 
   def noise(self, rng: np.random.Generator, period: float) -> np.ndarray:
@@ -296,12 +296,13 @@ class _Canvas:
     return _pixels_in(yspans, self.top, height), _pixels_in(xspans, self.left, width)
 
   def _local(self, frame: _Frame, rows: np.ndarray, cols: np.ndarray) -> _LocalCoords:
-    # Tiled frames paint many parts over the same pixels: map the coordinates once.
-    key = (frame, rows.tobytes(), cols.tobytes())
-    if key not in self._local_cache:
-      x, y = _take(self.x, rows, cols), _take(self.y, rows, cols)
-      self._local_cache = {key: _LocalCoords(*frame.local(x, y))}
-    return self._local_cache[key]
+    if frame.tile is None:
+      return _LocalCoords(*frame.local(_take(self.x, rows, cols), _take(self.y, rows, cols)))
+    # A tiled frame paints many parts over scattered pixels: map the whole window once, then pick.
+    if frame not in self._tiled_cache:
+      self._tiled_cache = {frame: frame.local(self.x, self.y)}
+    u, v, cell = self._tiled_cache[frame]
+    return _LocalCoords(_take(u, rows, cols), _take(v, rows, cols), _take(cell, rows, cols))
 
 
 class _Pixels:
