@@ -18,11 +18,12 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from muraljax.data.errors import DataError
+from muraljax.data.murals import PLASTER_RGB
 
 KINDS = ("random_walk", "strokes", "boxes", "cracks", "flaking", "collapse", "fading")
 FILLS = ("black", "plaster", "noise", "white")
 _STROKE_WIDTHS = {"thin": (0.01, 0.04), "medium": (0.04, 0.09), "thick": (0.09, 0.16)}  # fractions of the short side
-_PLASTER = np.array([0.80, 0.74, 0.63], np.float32)  # bare lime plaster
+_PLASTER = np.array(PLASTER_RGB, np.float32)
 _MAX_ROUNDS = 8  # rounds of adding masks before growing the damage to reach min_hole_ratio
 
 

@@ -43,7 +43,7 @@ _PIGMENTS = {
 }
 _GROUNDS = ((0.79, 0.77, 0.67), (0.87, 0.80, 0.66), (0.64, 0.37, 0.23), (0.66, 0.69, 0.59), (0.80, 0.68, 0.52),
             (0.42, 0.23, 0.16), (0.33, 0.31, 0.27))
-_PLASTER = (0.80, 0.74, 0.63)
+PLASTER_RGB = (0.80, 0.74, 0.63)  # bare lime plaster, float RGB
 _ROBES = ("earth_red", "cinnabar", "malachite", "azurite", "lead_grey", "ochre", "red_brown")
 _HALOES = ("malachite", "azurite", "ochre", "earth_red", "lilac", "pale_malachite", "yellow_ochre", "white")
 _SKINS = ("flesh", "white", "lead_grey", "dark_grey")
@@ -70,6 +70,8 @@ def generate_mural_crop(seed: int, height: int, width: int, top: int, left: int,
   """
   if height < 8 or width < 8:
     raise DataError(f"Murals need height and width >= 8, got {height}x{width}; ask for a larger image.")
+  if seed < 0:
+    raise DataError(f"Mural seeds must be non-negative integers, got {seed}; use mural_seed() to derive one.")
   if not (0 <= top and 0 <= left and 0 < crop_height and 0 < crop_width and top + crop_height <= height
           and left + crop_width <= width):
     raise DataError(f"Crop {crop_height}x{crop_width} at ({top}, {left}) does not lie inside the {height}x{width} "
@@ -131,9 +133,9 @@ def _smoothstep(t: np.ndarray) -> np.ndarray:
 def _pixel_noise(seed: int, salt: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
   """White noise in [0, 1) from an integer hash of (seed, salt, row, col): float32 [h, w]."""
   with np.errstate(over="ignore"):
-    h = rows.astype(np.uint32)[:, None] * np.uint32(0x8DA6B343) ^ cols.astype(np.uint32)[None, :] * np.uint32(
-        0xD8163841)
-    h ^= np.uint32((seed * 0x9E3779B1 + salt * 0x85EBCA77) & 0xFFFFFFFF)
+    row_hash = rows.astype(np.uint32)[:, None] * np.uint32(0x8DA6B343)
+    col_hash = cols.astype(np.uint32)[None, :] * np.uint32(0xD8163841)
+    h = row_hash ^ col_hash ^ np.uint32((seed * 0x9E3779B1 + salt * 0x85EBCA77) & 0xFFFFFFFF)
     for shift, mult in ((16, 0x7FEB352D), (15, 0x846CA68B)):
       h ^= h >> np.uint32(shift)
       h *= np.uint32(mult)
@@ -206,21 +208,19 @@ class _Frame:
     return min(xs), min(ys), max(xs), max(ys)
 
 
+@dataclasses.dataclass
 class _LocalCoords:
-  """Local coordinates u, v [h, w] of a window in a frame, and its tile indices modulo colour-table sizes."""
-
-  def __init__(self, u: np.ndarray, v: np.ndarray, cell: np.ndarray | int):
-    self.u, self.v, self._cell = u, v, cell
-    self._modulo: dict[int, np.ndarray] = {}
+  """Local coordinates u, v [h, w] of some canvas pixels in a frame, and their tile indices (0 when untiled)."""
+  u: np.ndarray
+  v: np.ndarray
+  cell: np.ndarray | int
 
   def color(self, color: _Color, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-    """The colour at local pixels [r0:r1, c0:c1], broadcastable to [3, r1 - r0, c1 - c0]."""
+    """The colour at pixels [r0:r1, c0:c1], broadcastable to [3, r1 - r0, c1 - c0]; tables pick by tile."""
     if color.ndim == 1:
       return color[:, None, None]
-    size = len(color)
-    if size not in self._modulo:
-      self._modulo[size] = np.broadcast_to(self._cell % size, self.u.shape)
-    return np.take(np.ascontiguousarray(color.T), self._modulo[size][r0:r1, c0:c1], axis=1)
+    index = np.broadcast_to(self.cell, self.u.shape)[r0:r1, c0:c1] % len(color)
+    return np.take(np.ascontiguousarray(color.T), index, axis=1)
 
 
 class _Canvas:
@@ -249,7 +249,9 @@ class _Canvas:
     return _value_noise(rng, self.height, self.width, period, self.rows, self.cols)
 
   def grain(self, salt: int) -> np.ndarray:
-    return _pixel_noise(self.seed, salt, self.rows.astype(np.int64), self.cols.astype(np.int64))
+    _, height, width = self.rgb.shape
+    rows, cols = np.arange(self.top, self.top + height), np.arange(self.left, self.left + width)
+    return _pixel_noise(self.seed, salt, rows, cols)
 
   def shape(self, frame: _Frame, box: _Box, sdf: _LocalSdf, fill: _Color | None = None,
             line: _Color | None = None, line_scale: float = 1.0, clip: _Box | None = None) -> None:
@@ -442,7 +444,7 @@ def _rings(cx: float, cy: float, spacing: float, inside: _LocalSdf) -> _LocalSdf
 
 
 def _rosette(cx: float, cy: float, radius: float, petals: int, rotation: float) -> _LocalSdf:
-  """Lotus flower seen from above: `petals` pointed petals around (cx, cy)."""
+  """Lotus flower seen from above: `petals` rounded petals around (cx, cy)."""
 
   def sdf(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     theta = np.arctan2(v - cy, u - cx) + rotation
@@ -644,7 +646,7 @@ def _band(canvas: _Canvas, rng: np.random.Generator, box: _Box) -> None:
            _Frame(x0, y0, thickness, 0.0, (period, 1.0), tiles))
   paint = functools.partial(canvas.shape, frame, (-period / 2, -1.0, period / 2, 0.0), clip=box)
   line = _pigment(rng, _CONTOURS)
-  paint(lambda u, v: u * 0 - 1, _pigment(rng, _ROBES + _HALOES))
+  paint(lambda u, v: np.full_like(u, -1.0), _pigment(rng, _ROBES + _HALOES))  # the band's ground
   motif = _BAND_MOTIFS[rng.choice(sorted(_BAND_MOTIFS))]
   motif(paint, period, _pigment(rng, _HALOES + _ROBES, 2), line)
   paint(lambda u, v: 0.5 - np.abs(v + 0.5), None, line, 1.3)  # the band's two edges
@@ -694,10 +696,11 @@ _BAND_MOTIFS = {
 
 
 def _compose(canvas: _Canvas, rng: np.random.Generator) -> None:
-  """Paints ground, a framed field with one of three layouts, and decorative borders."""
+  """Paints the ground, decorative borders, and the field inside them in one of three layouts."""
   ground = np.array(_GROUNDS[rng.integers(len(_GROUNDS))], np.float32)
   variation = canvas.noise(rng, 0.25 * canvas.unit) - 0.5
-  canvas.rgb[...] = ground[:, None, None] * (1 + 0.12 * variation * np.array([1.0, 0.8, 0.6], np.float32)[:, None, None])
+  tint = np.array([1.0, 0.8, 0.6], np.float32)[:, None, None]  # variation warms and cools the colour
+  canvas.rgb[...] = ground[:, None, None] * (1 + 0.12 * tint * variation)
   field = _borders(canvas, rng)
   layout = rng.choice(3, p=[0.55, 0.25, 0.2])
   (_figure_scene, _buddha_grid, _caisson)[layout](canvas, rng, field)
@@ -764,11 +767,11 @@ def _diaper(canvas: _Canvas, rng: np.random.Generator, field: _Box) -> None:
   tiles = (int((x1 - x0) / size) + 1, int((y1 - y0) / size) + 1)
   frame = _Frame(x0, y0, size, 0.0, (1.0, 1.0), tiles)
   line = _pigment(rng, _CONTOURS + ("white", "ochre"))
-  lattice = lambda u, v: np.abs(np.abs(u) + np.abs(v + 0.5) - 0.5)  # noqa: E731
-  canvas.shape(frame, (-0.5, -1.0, 0.5, 0.0), lattice, None, line, clip=field)
+  tile = (-0.5, -1.0, 0.5, 0.0)
+  canvas.shape(frame, tile, lambda u, v: np.abs(np.abs(u) + np.abs(v + 0.5) - 0.5), None, line, clip=field)
   flower = _union(_vesica(0, -0.65, 0.07, 0.15), _vesica(0, -0.35, 0.07, 0.15), _vesica(-0.15, -0.5, 0.15, 0.07),
                   _vesica(0.15, -0.5, 0.15, 0.07))
-  canvas.shape(frame, (-0.5, -1.0, 0.5, 0.0), flower, _pigment(rng, _HALOES + _ROBES, 2), line, 0.6, clip=field)
+  canvas.shape(frame, tile, flower, _pigment(rng, _HALOES + _ROBES, 2), line, 0.6, clip=field)
 
 
 def _caisson(canvas: _Canvas, rng: np.random.Generator, field: _Box) -> None:
@@ -802,7 +805,7 @@ def _age(canvas: _Canvas, rng: np.random.Generator) -> None:
   rgb *= 1 - rng.uniform(0.1, 0.25) * (stain - 0.8)
   wear = 0.6 * stain + 0.5 * canvas.noise(rng, 0.035 * unit) + 0.25 * canvas.noise(rng, 0.012 * unit)
   worn = np.clip((wear - rng.uniform(1.0, 1.25)) * 4, 0, 0.5)
-  rgb += worn * (np.array(_PLASTER, np.float32)[:, None, None] - rgb)
+  rgb += worn * (np.array(PLASTER_RGB, np.float32)[:, None, None] - rgb)
   rgb += rng.uniform(0.05, 0.3) * (rgb.mean(axis=0) - rgb)
   rgb *= 1 + rng.uniform(0.05, 0.12) * (canvas.grain(0) - 0.5)
   rgb += 0.025 * (canvas.grain(1) - 0.5)
