@@ -196,7 +196,7 @@ class _Frame:
     return to_canvas(across, self.ox, -1.0), to_canvas(along, self.oy, 1.0)  # u runs down, v to the left
 
   def canvas_box(self, box: _Box) -> _Box:
-    """Canvas bounding box of a local box (of the whole grid when tiled)."""
+    """Canvas bounding box of a local box (of the whole grid, whatever the box, when tiled)."""
     if self.tile is not None:
       box = (0.0, 0.0, self.tile[0] * self.tiles[0], self.tile[1] * self.tiles[1])
     c, s = math.cos(self.angle), math.sin(self.angle)
@@ -267,7 +267,7 @@ class _Canvas:
     rows, cols = self._pixels(frame, box, margin, bounds, clip)
     if not rows.size or not cols.size:
       return
-    local = self._local(frame, rows, cols)
+    local = self._local(frame, rows, cols, clip)
     d = sdf(local.u, local.v) * frame.scale
     reach = 0.5 * line_px + 0.5 if line is not None else 0.5
     touched = d < reach
@@ -297,13 +297,22 @@ class _Canvas:
       xspans, yspans = np.clip(xspans, clip[0], clip[2]), np.clip(yspans, clip[1], clip[3])
     return _pixels_in(yspans, self.top, height), _pixels_in(xspans, self.left, width)
 
-  def _local(self, frame: _Frame, rows: np.ndarray, cols: np.ndarray) -> _LocalCoords:
+  def _local(self, frame: _Frame, rows: np.ndarray, cols: np.ndarray, clip: _Box | None) -> _LocalCoords:
     if frame.tile is None:
       return _LocalCoords(*frame.local(_take(self.x, rows, cols), _take(self.y, rows, cols)))
-    # A tiled frame paints many parts over scattered pixels: map the whole window once, then pick.
-    if frame not in self._tiled_cache:
-      self._tiled_cache = {frame: frame.local(self.x, self.y)}
-    u, v, cell = self._tiled_cache[frame]
+    # A tiled frame paints many parts over scattered pixels: map its whole grid (as far as it is in the window and
+    # the clip box, with room for the widest contour) once, then pick.
+    key = (frame, clip)
+    if key not in self._tiled_cache:
+      box = _grow_box(frame.canvas_box((0, 0, 0, 0)), self.wobble + 2 * self.line + 2)
+      if clip:
+        box = (max(box[0], clip[0]), max(box[1], clip[1]), min(box[2], clip[2]), min(box[3], clip[3]))
+      _, height, width = self.rgb.shape
+      r0, r1 = _pixel_range(box[1], box[3], self.top, height)
+      c0, c1 = _pixel_range(box[0], box[2], self.left, width)
+      self._tiled_cache = {key: (r0, c0, *frame.local(self.x[r0:r1, c0:c1], self.y[r0:r1, c0:c1]))}
+    r0, c0, u, v, cell = self._tiled_cache[key]
+    rows, cols = rows - r0, cols - c0
     return _LocalCoords(_take(u, rows, cols), _take(v, rows, cols), _take(cell, rows, cols))
 
 
