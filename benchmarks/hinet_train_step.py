@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from muraljax import tasks
 from muraljax.train.loop import make_train_step
-from muraljax.train.state import TrainState, learning_rate_schedule, make_optimizer
+from muraljax.train.state import create_train_state, learning_rate_schedule, make_optimizer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CASES = {  # name: (config variant, global batch, patch side)
@@ -50,7 +50,7 @@ def bench(variant: str, batch_size: int, side: int, steps: int) -> dict[str, flo
   task = tasks.get_task(config)
   batch = synthetic_batch(batch_size, side)
   tx = make_optimizer(config.optimizer, config.train.num_steps)
-  state = jax.jit(lambda rng: TrainState.create(task.init(rng, batch), tx, rng))(jax.random.PRNGKey(0))
+  state = create_train_state(task, tx, jax.random.PRNGKey(0), batch)
   step = jax.jit(make_train_step(task, learning_rate_schedule(config.optimizer, config.train.num_steps)),
                  donate_argnums=0)
 

@@ -14,7 +14,7 @@ from conftest import load_config
 from muraljax import tasks
 from muraljax.data import pipeline
 from muraljax.train import loop, sharding
-from muraljax.train.state import TrainState, make_optimizer
+from muraljax.train.state import create_train_state, make_optimizer
 
 
 def tiny_config(**train):
@@ -47,7 +47,7 @@ def test_overfitting_one_batch_drives_the_loss_down():
   batch = next(iter(pipeline.train_loader(config.data, global_batch_size=4, seed=0)))
   batch = jax.tree.map(jnp.asarray, batch)
   tx = make_optimizer(config.optimizer, num_steps=60)
-  state = TrainState.create(task.init(jax.random.PRNGKey(0), batch), tx, jax.random.PRNGKey(0))
+  state = create_train_state(task, tx, jax.random.PRNGKey(0), batch)
 
   @jax.jit
   def step(state):
@@ -97,16 +97,28 @@ def test_sharded_step_matches_the_single_device_step(tmp_path, mesh_shape):
 def test_a_nan_loss_stops_the_run_keeping_the_last_good_checkpoint(tmp_path, monkeypatch):
   original = pipeline.train_loader
 
-  def loader_with_a_corrupt_fifth_batch(*args, **kwargs):
-    def batches():
-      for i, batch in enumerate(original(*args, **kwargs)):
-        yield {k: np.full_like(v, np.nan) for k, v in batch.items()} if i == 4 else batch
+  class IteratorWithACorruptFifthBatch:
+    def __init__(self, iterator):
+      self.iterator, self.count = iterator, 0
 
-    class Loader:
-      __iter__ = batches
-    return Loader()
+    def __next__(self):
+      batch, self.count = next(self.iterator), self.count + 1
+      return {k: np.full_like(v, np.nan) for k, v in batch.items()} if self.count == 5 else batch
 
-  monkeypatch.setattr(pipeline, "train_loader", loader_with_a_corrupt_fifth_batch)
+    def get_state(self):
+      return self.iterator.get_state()
+
+    def set_state(self, state):
+      self.iterator.set_state(state)
+
+  class Loader:
+    def __init__(self, *args, **kwargs):
+      self.loader = original(*args, **kwargs)
+
+    def __iter__(self):
+      return IteratorWithACorruptFifthBatch(iter(self.loader))
+
+  monkeypatch.setattr(pipeline, "train_loader", Loader)
   with pytest.raises(loop.TrainingDiverged, match="at step 5 .* last good checkpoint is step 3"):
     loop.run(tiny_config(num_steps=10), str(tmp_path))
   assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["3"]

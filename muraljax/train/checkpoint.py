@@ -26,9 +26,9 @@ class Checkpointer:
   """Saves every `checkpoint_every` steps (asynchronously), keeps `max_to_keep`, restores the latest."""
 
   def __init__(self, workdir: str, config: ml_collections.ConfigDict):
-    options = ocp.CheckpointManagerOptions(
-        save_interval_steps=config.checkpoint_every, max_to_keep=config.max_to_keep, create=True,
-        enable_async_checkpointing=True)
+    self.every = config.checkpoint_every
+    options = ocp.CheckpointManagerOptions(max_to_keep=config.max_to_keep, create=True,
+                                           enable_async_checkpointing=True)
     self.manager = ocp.CheckpointManager(
         os.path.join(os.path.abspath(workdir), "checkpoints"), options=options,
         item_handlers={"state": ocp.StandardCheckpointHandler(), "data": grain.checkpoint.CheckpointHandler()})
@@ -36,16 +36,18 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
-  def save(self, state: TrainState, data_iterator: Any, force: bool = False) -> bool:
-    """Starts a save at `state.step` when due (or `force`); returns whether one was started."""
-    step = int(state.step)
-    if force and step in self.manager.all_steps():
+  def save(self, step: int, state: TrainState, data_iterator: Any, force: bool = False) -> bool:
+    """Starts a save of `state` (which is at `step`) when due or forced; returns whether one was started.
+
+    The step comes from the host's count, so deciding costs no device synchronisation.
+    """
+    if (step % self.every and not force) or step in self.manager.all_steps():
       return False
     return self.manager.save(
         step,
         args=ocp.args.Composite(state=ocp.args.StandardSave(_state_items(state)),
                                 data=grain.checkpoint.CheckpointSave(data_iterator)),
-        force=force)
+        force=True)
 
   def restore(self, state: TrainState, data_iterator: Any, step: int | None = None) -> TrainState:
     """Restores `step` (default: latest) onto the shardings of `state` and rewinds `data_iterator` in place."""

@@ -27,7 +27,7 @@ from muraljax.data import pipeline
 from muraljax.evaluate.images import image_grid, save_png
 from muraljax.train import evaluation, sharding
 from muraljax.train.checkpoint import Checkpointer
-from muraljax.train.state import TrainState, learning_rate_schedule, make_optimizer
+from muraljax.train.state import TrainState, create_train_state, learning_rate_schedule, make_optimizer
 
 
 class TrainingDiverged(RuntimeError):
@@ -125,12 +125,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
   schedule = learning_rate_schedule(config.optimizer, train_cfg.num_steps)
   tx = make_optimizer(config.optimizer, train_cfg.num_steps)
 
-  def init_state(rng: jax.Array) -> TrainState:
-    return TrainState.create(task.init(rng, _example_batch(config)), tx, rng)
-
   rng = jax.random.PRNGKey(config.seed)
-  state_shardings = sharding.state_shardings(jax.eval_shape(init_state, rng), mesh, config.mesh.fsdp_min_size)
-  state = jax.jit(init_state, out_shardings=state_shardings)(rng)
+  state = create_train_state(
+      task, tx, rng, _example_batch(config),
+      lambda abstract: sharding.state_shardings(abstract, mesh, config.mesh.fsdp_min_size))
+  state_shardings = jax.tree.map(lambda x: x.sharding, state)
   num_params = sum(math.prod(x.shape) for x in jax.tree.leaves(state.params))
   logging.info("Task %s: %s parameters on a mesh %s.", config.task, f"{num_params:,}", dict(mesh.shape))
 
@@ -208,9 +207,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
       if train_cfg.eval_every and (step % train_cfg.eval_every == 0 or step == train_cfg.num_steps):
         run_eval(step)
       if stop:
-        checkpointer.save(state, data_iterator, force=True)
+        checkpointer.save(step, state, data_iterator, force=True)
         break
-      checkpointer.save(state, data_iterator)
+      checkpointer.save(step, state, data_iterator)
       batch = sharding.global_batch(next(data_iterator), mesh)
   finally:
     preemption.restore_handler()

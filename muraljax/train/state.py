@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import flax.struct
@@ -32,6 +33,22 @@ class TrainState:
     updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
     return self.replace(step=self.step + 1, params=optax.apply_updates(self.params, updates),
                         opt_state=opt_state)
+
+
+def create_train_state(task, tx: optax.GradientTransformation, rng: jax.Array, example_batch: dict[str, Any],
+                       shardings_for: Callable[[Any], Any] | None = None) -> TrainState:
+  """Fresh parameters and optimizer state, created directly with the shardings that `shardings_for` picks for
+  the abstract state (default: wherever jit puts them).
+
+  The init program runs once, so on CPU it is compiled without LLVM optimisation: the per-parameter random
+  number generation otherwise takes XLA tens of seconds to optimise, even for tiny models.
+  """
+  def init(rng: jax.Array) -> TrainState:
+    return TrainState.create(task.init(rng, example_batch), tx, rng)
+
+  shardings = shardings_for(jax.eval_shape(init, rng)) if shardings_for else None
+  options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
+  return jax.jit(init, out_shardings=shardings).lower(rng).compile(compiler_options=options)(rng)
 
 
 def learning_rate_schedule(config: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
