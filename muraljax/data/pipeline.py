@@ -27,8 +27,10 @@ SOURCES = ("procedural", "folder")
 _PROCEDURAL_SEED = 0  # the built-in collection is fixed, whatever the training seed
 _HOLDOUT_SEED = 0  # the held-out folder images are the same for every run over the same folder
 # Folder records are whole decoded photographs (a 20-megapixel one is 60 MB) until they are cropped, so decode a
-# few ahead in a few threads instead of grain's default 500 records.
-_FOLDER_READ_OPTIONS = grain.ReadOptions(num_threads=4, prefetch_buffer_size=8)
+# few ahead in a few threads instead of grain's default 500 records. Procedural records are mere indices: reading
+# them in threads would only add overhead.
+_READ_OPTIONS = {"folder": grain.ReadOptions(num_threads=4, prefetch_buffer_size=8),
+                 "procedural": grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)}
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -96,7 +98,7 @@ def train_loader(config: ml_collections.ConfigDict, *, global_batch_size: int, s
   return _BatchingLoader(batch_size=global_batch_size // shard_count, data_source=source, sampler=sampler,
                          operations=[_TrainingExample(cut_patch, config.augment, config.degradation)],
                          worker_count=config.num_workers, shard_options=shard_options,
-                         read_options=_FOLDER_READ_OPTIONS if config.source == "folder" else None)
+                         read_options=_READ_OPTIONS[config.source])
 
 
 def eval_batches(config: ml_collections.ConfigDict, *, batch_size: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
