@@ -19,6 +19,7 @@ def train_config() -> ml_collections.ConfigDict:
   c.max_to_keep = 3  # Checkpoints kept in <workdir>/checkpoints; older ones are deleted.
   c.eval_batch_size = 8  # Batch size for evaluation and image grids.
   c.grid_images = 4  # Examples shown in each image grid (damaged | restored | ground truth).
+  c.ema_decay = 0.0  # Keep an exponential moving average of the params with this decay (0 = none); eval uses it.
   c.compute_dtype = "float32"  # Activation dtype: 'float32' or 'bfloat16' (params and optimizer stay fp32).
   return c
 

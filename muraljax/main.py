@@ -7,6 +7,7 @@ with `jax.distributed.initialize()` before anything touches the devices.
 
 from __future__ import annotations
 
+import logging as pylogging
 import os
 import sys
 
@@ -51,8 +52,17 @@ def _parse_flags(argv: list[str]) -> list[str]:
     raise SystemExit(f"Bad command line: {message}") from None
 
 
+def _quiet_library_logs() -> None:
+  """Orbax logs every save step by step through absl at INFO; keep its warnings and errors only."""
+  def keep(record: pylogging.LogRecord) -> bool:
+    return record.levelno >= pylogging.WARNING or f"{os.sep}orbax{os.sep}" not in record.pathname
+
+  logging.get_absl_handler().addFilter(keep)
+
+
 def main(argv: list[str]) -> None:
   del argv
+  _quiet_library_logs()
   if flags.FLAGS.distributed or (flags.FLAGS.distributed is None and _is_multiprocess_environment()):
     _initialize_distributed()
   # Imported after distributed initialisation: nothing may touch the devices before it.

@@ -63,7 +63,7 @@ def test_overfitting_one_batch_drives_the_loss_down():
 
 
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
-  config = tiny_config()
+  config = tiny_config(ema_decay=0.9)
   straight = loop.run(config, str(tmp_path / "straight"))
   loop.run(config, str(tmp_path / "resumed"), stop_after_step=4)
   assert max(read_losses(tmp_path / "resumed")) == 4
@@ -73,6 +73,9 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
   assert read_losses(tmp_path / "resumed") == read_losses(tmp_path / "straight")
   jax.tree.map(np.testing.assert_array_equal, resumed.params, straight.params)
   jax.tree.map(np.testing.assert_array_equal, resumed.opt_state, straight.opt_state)
+  jax.tree.map(np.testing.assert_array_equal, resumed.ema_params, straight.ema_params)
+  # The average trails the params: 0.9 * previous average + 0.1 * current params, from the initial params.
+  assert not np.allclose(jax.tree.leaves(resumed.ema_params)[0], jax.tree.leaves(resumed.params)[0])
 
 
 @pytest.mark.parametrize("mesh_shape", [{"data": 8, "fsdp": 1}, {"data": 2, "fsdp": 4}])

@@ -21,3 +21,5 @@ class Task(Protocol):
 
   def predict(self, params: Params, batch: Batch) -> jax.Array:
     """The restored images [B, H, W, 3] for evaluation and image grids."""
+
+  # Optional: `trainable(params) -> pytree of bool`; parameters marked False are frozen by the optimizer.

@@ -19,7 +19,10 @@ from muraljax.train.state import TrainState
 
 
 def _state_items(state: TrainState) -> dict[str, Any]:
-  return {"step": state.step, "params": state.params, "opt_state": state.opt_state, "rng": state.rng}
+  items = {"step": state.step, "params": state.params, "opt_state": state.opt_state, "rng": state.rng}
+  if state.ema_params is not None:
+    items["ema_params"] = state.ema_params
+  return items
 
 
 class Checkpointer:
@@ -58,8 +61,7 @@ class Checkpointer:
         args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                 data=grain.checkpoint.CheckpointRestore(data_iterator)))
     items = restored["state"]
-    return state.replace(step=items["step"], params=items["params"], opt_state=items["opt_state"],
-                         rng=items["rng"])
+    return state.replace(**items)
 
   def wait(self) -> None:
     self.manager.wait_until_finished()

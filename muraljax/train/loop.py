@@ -123,12 +123,13 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
         for batch in pipeline.eval_batches(config.data, batch_size=train_cfg.eval_batch_size, seed=config.seed)]
 
   schedule = learning_rate_schedule(config.optimizer, train_cfg.num_steps)
-  tx = make_optimizer(config.optimizer, train_cfg.num_steps)
+  tx = make_optimizer(config.optimizer, train_cfg.num_steps, getattr(task, "trainable", None))
 
   rng = jax.random.PRNGKey(config.seed)
   state = create_train_state(
       task, tx, rng, _example_batch(config),
-      lambda abstract: sharding.state_shardings(abstract, mesh, config.mesh.fsdp_min_size))
+      lambda abstract: sharding.state_shardings(abstract, mesh, config.mesh.fsdp_min_size),
+      ema_decay=train_cfg.ema_decay)
   state_shardings = jax.tree.map(lambda x: x.sharding, state)
   num_params = sum(math.prod(x.shape) for x in jax.tree.leaves(state.params))
   logging.info("Task %s: %s parameters on a mesh %s.", config.task, f"{num_params:,}", dict(mesh.shape))
@@ -156,7 +157,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
                flops)
 
   def run_eval(step: int) -> None:
-    means, restored = evaluation.evaluate(eval_fn, state.params, eval_batches)
+    means, restored = evaluation.evaluate(eval_fn, state.eval_params, eval_batches)
     log.write(step, means)
     first = eval_batches[0]
     n = train_cfg.grid_images

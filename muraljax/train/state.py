@@ -17,26 +17,39 @@ class TrainState:
   """Everything a run needs to continue exactly: params, optimizer state, step and the base RNG key.
 
   `rng` is a raw uint32 key; step t uses `fold_in(rng, t)`, so no key has to be split and carried.
+  `ema_params` is an exponential moving average of `params` (None when `ema_decay` is 0); evaluation uses it
+  when present.
   """
 
   step: jax.Array
   params: Any
   opt_state: Any
   rng: jax.Array
-  tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+  ema_params: Any = None
+  tx: optax.GradientTransformation = flax.struct.field(pytree_node=False, default=None)
+  ema_decay: float = flax.struct.field(pytree_node=False, default=0.0)
 
   @classmethod
-  def create(cls, params: Any, tx: optax.GradientTransformation, rng: jax.Array) -> "TrainState":
-    return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng, tx=tx)
+  def create(cls, params: Any, tx: optax.GradientTransformation, rng: jax.Array,
+             ema_decay: float = 0.0) -> "TrainState":
+    return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng,
+               ema_params=params if ema_decay else None, tx=tx, ema_decay=ema_decay)
+
+  @property
+  def eval_params(self) -> Any:
+    return self.params if self.ema_params is None else self.ema_params
 
   def apply_gradients(self, grads: Any) -> "TrainState":
     updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
-    return self.replace(step=self.step + 1, params=optax.apply_updates(self.params, updates),
-                        opt_state=opt_state)
+    params = optax.apply_updates(self.params, updates)
+    ema_params = self.ema_params
+    if ema_params is not None:
+      ema_params = optax.incremental_update(params, ema_params, step_size=1.0 - self.ema_decay)
+    return self.replace(step=self.step + 1, params=params, opt_state=opt_state, ema_params=ema_params)
 
 
 def create_train_state(task, tx: optax.GradientTransformation, rng: jax.Array, example_batch: dict[str, Any],
-                       shardings_for: Callable[[Any], Any] | None = None) -> TrainState:
+                       shardings_for: Callable[[Any], Any] | None = None, ema_decay: float = 0.0) -> TrainState:
   """Fresh parameters and optimizer state, created directly with the shardings that `shardings_for` picks for
   the abstract state (default: wherever jit puts them).
 
@@ -44,7 +57,7 @@ def create_train_state(task, tx: optax.GradientTransformation, rng: jax.Array, e
   number generation otherwise takes XLA tens of seconds to optimise, even for tiny models.
   """
   def init(rng: jax.Array) -> TrainState:
-    return TrainState.create(task.init(rng, example_batch), tx, rng)
+    return TrainState.create(task.init(rng, example_batch), tx, rng, ema_decay)
 
   shardings = shardings_for(jax.eval_shape(init, rng)) if shardings_for else None
   options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
@@ -58,10 +71,18 @@ def learning_rate_schedule(config: ml_collections.ConfigDict, num_steps: int) ->
       decay_steps=max(num_steps, config.warmup_steps + 1), end_value=config.end_learning_rate)
 
 
-def make_optimizer(config: ml_collections.ConfigDict, num_steps: int) -> optax.GradientTransformation:
-  """Adam(W) on the schedule, after optional global-norm clipping (see muraljax.config.optimizer_config)."""
+def make_optimizer(config: ml_collections.ConfigDict, num_steps: int,
+                   trainable: Callable[[Any], Any] | None = None) -> optax.GradientTransformation:
+  """Adam(W) on the schedule, after optional global-norm clipping (see muraljax.config.optimizer_config).
+
+  `trainable(params)` -> a pytree of bools freezes the parameters marked False: they get no update, no weight
+  decay and no optimizer state.
+  """
   schedule = learning_rate_schedule(config, num_steps)
-  adam = optax.adamw(schedule, b1=config.b1, b2=config.b2, eps=config.eps, weight_decay=config.weight_decay)
+  tx = optax.adamw(schedule, b1=config.b1, b2=config.b2, eps=config.eps, weight_decay=config.weight_decay)
   if config.grad_clip_norm > 0:
-    return optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), adam)
-  return adam
+    tx = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), tx)
+  if trainable is None:
+    return tx
+  labels = lambda params: jax.tree.map(lambda t: "train" if t else "freeze", trainable(params))
+  return optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, labels)

@@ -1,0 +1,57 @@
+"""The command line: a short end-to-end run, and one clear sentence (no traceback) for each user mistake."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+
+TINY = ["--config.model.wf=4", "--config.model.depth=2", "--config.data.image_size=48",
+        "--config.data.patch_size=32", "--config.data.eval_size=32", "--config.data.eval_images=2",
+        "--config.train.num_steps=4", "--config.train.log_every=2", "--config.train.eval_every=4",
+        "--config.train.checkpoint_every=2"]
+
+
+def train(workdir, *overrides, devices: int = 1) -> subprocess.CompletedProcess:
+  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", TF_CPP_MIN_LOG_LEVEL="3")
+  command = [sys.executable, "-m", "muraljax.main", "--config", "configs/hinet.py:smoke",
+             f"--workdir={workdir}", *TINY, *overrides]
+  return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def assert_one_sentence_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+  assert result.returncode != 0
+  assert "Traceback" not in result.stderr, result.stderr[-3000:]
+  last_line = result.stderr.strip().splitlines()[-1]
+  for fragment in fragments:
+    assert fragment in last_line, last_line
+
+
+def test_training_from_the_command_line_writes_checkpoints_metrics_and_images(tmp_path):
+  result = train(tmp_path)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["2", "4"]
+  records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in records if "train/loss" in r] == [2, 4]
+  evaluation = next(r for r in records if "eval/psnr" in r)
+  assert {"eval/psnr_masked", "eval/ssim", "eval/ssim_masked", "eval/damaged_psnr"} <= set(evaluation)
+  assert (tmp_path / "images" / "eval_00000004.png").exists()
+  assert list(tmp_path.glob("events.out.tfevents.*"))
+
+
+def test_a_misspelt_config_field_is_named(tmp_path):
+  result = train(tmp_path, "--config.train.batchsize=8")
+  assert_one_sentence_error(result, "batchsize", "batch_size")
+
+
+def test_a_missing_image_folder_is_reported(tmp_path):
+  result = train(tmp_path, "--config.data.source=folder", f"--config.data.folder={tmp_path / 'nowhere'}")
+  assert_one_sentence_error(result, "Error:", str(tmp_path / "nowhere"))
+
+
+def test_a_batch_that_does_not_divide_the_devices_is_reported(tmp_path):
+  result = train(tmp_path, "--config.train.batch_size=6", devices=4)
+  assert_one_sentence_error(result, "Error:", "batch_size=6", "multiple of 4")
