@@ -74,6 +74,16 @@ def test_hosts_read_different_examples_and_batch_must_divide():
     pipeline.train_loader(config, global_batch_size=5, seed=0, shard_index=0, shard_count=2)
 
 
+def test_host_slices_assemble_the_single_host_global_batch():
+  config = _config()
+  single = _take(pipeline.train_loader(config, global_batch_size=4, seed=3, shard_index=0, shard_count=1), 3)
+  shards = [_take(pipeline.train_loader(config, global_batch_size=4, seed=3, shard_index=i, shard_count=2), 3)
+            for i in range(2)]
+  assembled = [{k: np.concatenate([shards[0][step][k], shards[1][step][k]]) for k in single[step]}
+               for step in range(3)]
+  _assert_same(assembled, single)
+
+
 def test_worker_processes_give_the_same_batches_and_resume():
   def loader(workers):
     return pipeline.train_loader(_config(num_workers=workers), global_batch_size=4, seed=5, shard_index=0,

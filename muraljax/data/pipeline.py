@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 from absl import flags
 
-from muraljax.data import degrade
+from muraljax.data import contours, degrade, robustness
 from muraljax.data.errors import DataError
 from muraljax.data.folder import ImageFolder
 from muraljax.data.murals import ProceduralMurals
@@ -60,6 +60,12 @@ def default_config() -> ml_collections.ConfigDict:
   config.num_workers = 0
   # Damage applied to every patch (see muraljax.data.degrade.default_config).
   config.degradation = degrade.default_config()
+  # Photographic corruption (Gaussian noise, JPEG) of the damaged input, for training and evaluation alike (see
+  # muraljax.data.robustness.default_config); none by default.
+  config.corruption = robustness.default_config()
+  # Add 'contour' [B, P, P, 1] (muraljax.data.contours.contour_map of the damaged input) to every training and eval
+  # example, for models conditioned on contours (DiffuMural).
+  config.contours = False
   return config
 
 
@@ -91,18 +97,18 @@ def train_loader(config: ml_collections.ConfigDict, *, global_batch_size: int, s
   if len(source) < shard_count:
     raise DataError(f"{len(source)} training images cannot be split over {shard_count} hosts; add images.")
   shard_options = grain.sharding.ShardOptions(shard_index=shard_index, shard_count=shard_count, drop_remainder=True)
-  sampler = grain.samplers.IndexSampler(num_records=len(source), shard_options=shard_options, shuffle=True,
-                                        num_epochs=None, seed=seed)
+  sampler = _HostSliceSampler(len(source), seed, global_batch_size // shard_count, shard_count)
   if config.num_workers:
     _mark_absl_flags_parsed()
   return _BatchingLoader(batch_size=global_batch_size // shard_count, data_source=source, sampler=sampler,
-                         operations=[_TrainingExample(cut_patch, config.augment, config.degradation)],
+                         operations=[_TrainingExample(cut_patch, config.augment, config)],
                          worker_count=config.num_workers, shard_options=shard_options,
                          read_options=_READ_OPTIONS[config.source])
 
 
 def eval_batches(config: ml_collections.ConfigDict, *, batch_size: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
-  """The held-out set: centre crops of side eval_size, damaged with fixed per-image seeds, in batches.
+  """The held-out set: centre crops of side eval_size, damaged (and corrupted, when `corruption` is configured)
+  with fixed per-image seeds, in batches.
 
   Returns a list of dicts like the training batches, [batch_size, S, S, C] each (the last may be smaller); the
   same (config, seed) gives the same arrays on every call. Runs to compare should use the same seed.
@@ -115,7 +121,7 @@ def eval_batches(config: ml_collections.ConfigDict, *, batch_size: int, seed: in
   for i, image in enumerate(_eval_images(config)):
     top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
     crop = image[top:top + size, left:left + size]
-    examples.append(degrade.degrade(crop, np.random.default_rng([seed, i]), config.degradation))
+    examples.append(_damaged_example(crop, np.random.default_rng([seed, i]), config))
   return [{key: np.stack([example[key] for example in examples[start:start + batch_size]])
            for key in examples[0]} for start in range(0, len(examples), batch_size)]
 
@@ -137,6 +143,7 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
   if config.eval_images < 0 or config.num_workers < 0:
     raise DataError(f"eval_images ({config.eval_images}) and num_workers ({config.num_workers}) must be >= 0.")
   degrade.check_config(config.degradation)
+  robustness.check_config(config.corruption)
 
 
 def _procedural_murals(config: ml_collections.ConfigDict) -> ProceduralMurals:
@@ -193,18 +200,55 @@ def _augment(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   return np.rot90(patch[:, ::-1] if flip else patch, k=turns)
 
 
+def _damaged_example(image: np.ndarray, rng: np.random.Generator,
+                     config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+  """The degradation triplet of one image, its damaged input then corrupted as a photograph of it may be."""
+  example = degrade.degrade(image, rng, config.degradation)
+  example["damaged"] = robustness.corrupt(example["damaged"], rng, config.corruption)
+  if config.contours:
+    example["contour"] = contours.contour_map(example["damaged"], example["mask"])
+  return example
+
+
 class _TrainingExample(grain.transforms.RandomMap):
   """Record -> random patch (-> random flip/rotation) -> degradation triplet, with grain's per-record RNG."""
 
   def __init__(self, cut_patch: Callable[[object, np.random.Generator], np.ndarray], augment: bool,
-               degradation: ml_collections.ConfigDict):
-    self.cut_patch, self.augment, self.degradation = cut_patch, augment, degradation
+               config: ml_collections.ConfigDict):
+    self.cut_patch, self.augment, self.config = cut_patch, augment, config
 
   def random_map(self, element: object, rng: np.random.Generator) -> dict[str, np.ndarray]:
     patch = self.cut_patch(element, rng)
     if self.augment:
       patch = _augment(patch, rng)
-    return degrade.degrade(np.ascontiguousarray(patch), rng, self.degradation)
+    return _damaged_example(np.ascontiguousarray(patch), rng, self.config)
+
+
+class _HostSliceSampler:
+  """One global example order, of which each host reads its contiguous slice of every global batch.
+
+  The loader asks host h for index i = k * host_count + h (its k-th example). That is position
+  p = (k // b) * b * host_count + h * b + k % b of a single shuffled order (b = per-host batch), with that
+  position's rng, so a global batch holds the same examples, cropped and damaged the same way, on any number
+  of hosts: a run can move between topologies and still see the same data.
+  """
+
+  def __init__(self, num_records: int, seed: int, per_host_batch: int, host_count: int):
+    self.order = grain.samplers.IndexSampler(num_records=num_records, shuffle=True, num_epochs=None, seed=seed)
+    self.per_host_batch, self.host_count = per_host_batch, host_count
+
+  def __len__(self) -> int:
+    return len(self.order)
+
+  def __repr__(self) -> str:  # grain compares reprs to check a restored iterator belongs to this sampler.
+    return f"_HostSliceSampler({self.order!r}, per_host_batch={self.per_host_batch}, hosts={self.host_count})"
+
+  def __getitem__(self, index: int) -> grain.RecordMetadata:
+    k, host = divmod(index, self.host_count)
+    b = self.per_host_batch
+    position = (k // b) * b * self.host_count + host * b + k % b
+    example = self.order[position]
+    return grain.RecordMetadata(index=index, record_key=example.record_key, rng=example.rng)
 
 
 class _BatchingLoader(grain.DataLoader):
