@@ -145,3 +145,16 @@ def test_impossible_meshes_are_refused(shape, message):
   config.shape = shape
   with pytest.raises(sharding.ShardingError, match=message):
     sharding.make_mesh(config)
+
+
+def test_a_checkpoint_saved_on_one_mesh_restores_on_another(tmp_path):
+  config = tiny_config(num_steps=2, checkpoint_every=2)
+  config.mesh.update(num_devices=8, shape={"data": 2, "fsdp": 4}, fsdp_min_size=64)
+  saved = loop.run(config, str(tmp_path))
+
+  config.mesh.update(num_devices=2, shape={"data": 2, "fsdp": 1})
+  restored = loop.run(config, str(tmp_path))  # Already at num_steps: restores and returns.
+  assert int(restored.step) == 2
+  assert all(len(x.sharding.device_set) == 2 for x in jax.tree.leaves(restored.params))
+  jax.tree.map(np.testing.assert_array_equal, restored.params, saved.params)
+  jax.tree.map(np.testing.assert_array_equal, restored.opt_state, saved.opt_state)
