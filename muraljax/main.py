@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging as pylogging
 import os
+import socket
 import sys
+import time
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -19,6 +21,8 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and images
 flags.DEFINE_bool("distributed", None,
                   "Call jax.distributed.initialize(); default: only when the environment describes a "
                   "multi-process job.")
+flags.DEFINE_integer("coordinator_timeout", 300,
+                     "Seconds a non-zero process waits for the coordinator (process 0) to accept connections.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -28,6 +32,25 @@ def _is_multiprocess_environment() -> bool:
           "," in env["TPU_WORKER_HOSTNAMES"] or "JAX_COORDINATOR_ADDRESS" in env)
 
 
+def _wait_for_coordinator(address: str, timeout: float) -> None:
+  """Fails with one sentence if nothing accepts connections at `address` in time.
+
+  jax.distributed aborts the whole process (no exception) when it cannot register with the coordinator, so
+  the address is probed first.
+  """
+  host, _, port = address.rpartition(":")
+  deadline = time.monotonic() + timeout
+  while True:
+    try:
+      socket.create_connection((host, int(port)), timeout=5).close()
+      return
+    except OSError:
+      if time.monotonic() > deadline:
+        raise SystemExit(f"Error: no coordinator answered at {address} within {timeout:.0f} s; start process 0 "
+                         "(it hosts the coordinator) and check JAX_COORDINATOR_ADDRESS.") from None
+      time.sleep(1)
+
+
 def _initialize_distributed() -> None:
   import jax  # pylint: disable=g-import-not-at-top
 
@@ -35,7 +58,9 @@ def _initialize_distributed() -> None:
   if "JAX_COORDINATOR_ADDRESS" in env:
     missing = [k for k in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID") if k not in env]
     if missing:
-      raise SystemExit(f"JAX_COORDINATOR_ADDRESS is set but {', '.join(missing)} is not; set all three.")
+      raise SystemExit(f"Error: JAX_COORDINATOR_ADDRESS is set but {', '.join(missing)} is not; set all three.")
+    if int(env["JAX_PROCESS_ID"]) != 0:
+      _wait_for_coordinator(env["JAX_COORDINATOR_ADDRESS"], flags.FLAGS.coordinator_timeout)
     jax.distributed.initialize(coordinator_address=env["JAX_COORDINATOR_ADDRESS"],
                                num_processes=int(env["JAX_NUM_PROCESSES"]),
                                process_id=int(env["JAX_PROCESS_ID"]))

@@ -15,8 +15,9 @@ TINY = ["--config.model.wf=4", "--config.model.depth=2", "--config.data.image_si
         "--config.train.checkpoint_every=2"]
 
 
-def train(workdir, *overrides, devices: int = 1) -> subprocess.CompletedProcess:
-  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", TF_CPP_MIN_LOG_LEVEL="3")
+def train(workdir, *overrides, devices: int = 1, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", TF_CPP_MIN_LOG_LEVEL="3",
+             **(env or {}))
   command = [sys.executable, "-m", "muraljax.main", "--config", "configs/hinet.py:smoke",
              f"--workdir={workdir}", *TINY, *overrides]
   return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
@@ -55,3 +56,9 @@ def test_a_missing_image_folder_is_reported(tmp_path):
 def test_a_batch_that_does_not_divide_the_devices_is_reported(tmp_path):
   result = train(tmp_path, "--config.train.batch_size=6", devices=4)
   assert_one_sentence_error(result, "Error:", "batch_size=6", "multiple of 4")
+
+
+def test_a_missing_coordinator_is_reported_before_any_compilation(tmp_path):
+  env = {"JAX_COORDINATOR_ADDRESS": "127.0.0.1:1", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"}
+  result = train(tmp_path, "--coordinator_timeout=2", env=env)
+  assert_one_sentence_error(result, "no coordinator answered at 127.0.0.1:1")
