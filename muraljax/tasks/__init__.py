@@ -10,6 +10,7 @@ from muraljax.tasks.base import Task
 
 _TASKS = {
     "hinet": "muraljax.tasks.hinet:HINetTask",
+    "diffumural": "muraljax.tasks.diffusion:DiffusionTask",
 }
 
 
