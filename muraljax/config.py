@@ -47,12 +47,24 @@ def mesh_config() -> ml_collections.ConfigDict:
   return c
 
 
+def init_from_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  # A muraljax workdir, its checkpoints/ folder or one checkpoints/<step> folder (default: the latest step) whose
+  # params initialise the model when the run starts fresh (ignored when resuming the run's own checkpoint);
+  # '' = random init. See muraljax.train.init_from.
+  c.checkpoint = ""
+  # Where the loaded params go: '' = the whole params tree, 'car' = params['car'], 'a/b' = params['a']['b'].
+  c.into = ""
+  return c
+
+
 def base_config(task: str) -> ml_collections.ConfigDict:
   """The shared sections; the caller adds `model` and `data` and adjusts values."""
   c = ml_collections.ConfigDict()
-  c.task = task  # Which model family trains (see muraljax.tasks): 'hinet', ...
+  c.task = task  # Which model family trains (see muraljax.tasks): 'hinet', 'car', 'arin', ...
   c.seed = 0  # Seeds parameter init, per-step RNG and the data order.
   c.train = train_config()
   c.optimizer = optimizer_config()
   c.mesh = mesh_config()
+  c.init_from = init_from_config()
   return c

@@ -11,6 +11,8 @@ from muraljax.tasks.base import Task
 _TASKS = {
     "hinet": "muraljax.tasks.hinet:HINetTask",
     "diffumural": "muraljax.tasks.diffusion:DiffusionTask",
+    "car": "muraljax.tasks.car:CARTask",
+    "arin": "muraljax.tasks.arin:ARINTask",
 }
 
 

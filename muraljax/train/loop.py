@@ -25,7 +25,7 @@ from clu import metric_writers, periodic_actions
 from muraljax import tasks
 from muraljax.data import pipeline
 from muraljax.evaluate.images import image_grid, save_png
-from muraljax.train import evaluation, sharding
+from muraljax.train import evaluation, init_from, sharding
 from muraljax.train.checkpoint import Checkpointer
 from muraljax.train.state import TrainState, create_train_state, learning_rate_schedule, make_optimizer
 
@@ -138,6 +138,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
   if checkpointer.latest_step() is not None:
     logging.info("Resuming from the checkpoint at step %d in %s.", checkpointer.latest_step(), workdir)
     state = checkpointer.restore(state, data_iterator)
+  elif config.init_from.checkpoint:
+    state = init_from.initialise(state, config.init_from)
 
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
   if int(state.step) == 0:
