@@ -8,20 +8,24 @@
             CAR nets from one folder holding kgn.pth and usn.pth, as params {'resampler', 'upscaler'}.
 --src       the checkpoint file (.pth, .pt, .bin, .safetensors) or folder (diffusers model; CAR's x2/x4 folder).
 --out       a new folder: OUT/checkpoints/0 (Orbax, loadable by config.init_from) and OUT/port_report.json.
---config    a training config, path/to/config.py[:variant], whose model the weights must fit (e.g. to check
-            they load into that run); without it the architecture is inferred from the checkpoint.
+--config    a training config, path/to/config.py[:variant], whose model the weights must fit (so they load
+            into that run), with field overrides as in muraljax.main (--config.model.wf=32); without it the
+            architecture is inferred from the checkpoint.
 --allow-partial  keep going when tensors are missing, unexpected or mis-shaped: matching tensors are kept,
             missing or mis-shaped ones initialised fresh, unexpected ones dropped (all listed in the report).
 
-Nothing is written when anything fails; the error says what to do.
+It prints what it inferred and the muraljax.main command that trains from the result. Nothing is written when
+anything fails; the error says what to do.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib.util
 import os
 import pathlib
+import shlex
 import sys
 from typing import Any
 
@@ -34,7 +38,8 @@ from muraljax.port.reading import read_checkpoint
 
 
 def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="python -m muraljax.port", description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(prog="python -m muraljax.port", description=__doc__, allow_abbrev=False,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--model", required=True, choices=[*families.FAMILIES, *families.BUNDLES])
   parser.add_argument("--src", required=True, help="checkpoint file or folder")
   parser.add_argument("--out", required=True, help="new output folder")
@@ -44,8 +49,8 @@ def _parser() -> argparse.ArgumentParser:
   return parser
 
 
-def load_config(spec: str) -> ml_collections.ConfigDict:
-  """`path/to/config.py[:variant]` loaded as `--config` of muraljax.main loads it."""
+def load_config(spec: str, overrides: list[str]) -> ml_collections.ConfigDict:
+  """`path/to/config.py[:variant]` with `--config.a.b=value` overrides, as `--config` of muraljax.main."""
   path, _, variant = spec.partition(":")
   if not os.path.isfile(path):
     raise PortError(f"--config {spec}: {path} is not a file; pass a config such as configs/hinet.py:db.")
@@ -53,9 +58,32 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   try:
-    return module.get_config(variant) if variant else module.get_config()
+    config = module.get_config(variant) if variant else module.get_config()
   except ValueError as e:
     raise PortError(f"--config {spec}: {e}") from None
+  for override in overrides:
+    _apply_override(config, override)
+  return config
+
+
+def _apply_override(config: ml_collections.ConfigDict, override: str) -> None:
+  field, has_value, text = override.removeprefix("--config.").partition("=")
+  if not override.startswith("--config.") or not has_value:
+    raise PortError(f"Unknown argument {override}; config overrides look like --config.model.wf=32.")
+  *parents, leaf = field.split(".")
+  section = config
+  for key in parents:
+    section = section.get(key) if isinstance(section, ml_collections.ConfigDict) else None
+  if not isinstance(section, ml_collections.ConfigDict) or leaf not in section:
+    raise PortError(f"--config.{field}: the config has no field {field}; check its spelling in the config file.")
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    value = text  # a bare string
+  try:
+    section[leaf] = value
+  except (TypeError, ValueError) as e:
+    raise PortError(f"--config.{field}={text}: {e}") from None
 
 
 def port_file(family_name: str, src: str | pathlib.Path, config: ml_collections.ConfigDict | None,
@@ -63,7 +91,7 @@ def port_file(family_name: str, src: str | pathlib.Path, config: ml_collections.
   """Reads and converts one checkpoint; the report also names its source."""
   checkpoint = read_checkpoint(src)
   family = families.FAMILIES[family_name]
-  target = families.module_from_config(family, config) if config is not None else family_name
+  target = families.target_from_config(family, config) if config is not None else family_name
   conversion = convert_with_report(checkpoint.tensors, target, allow_partial=allow_partial,
                                    checkpoint_config=checkpoint.config)
   return Conversion(conversion.params, {"source": str(checkpoint.path), **conversion.report})
@@ -83,7 +111,21 @@ def port_bundle(bundle: families.Bundle, src: str | pathlib.Path, config: ml_col
                     {"model": bundle.name, "parts": {part: c.report for part, c in parts.items()}})
 
 
-def _summary(report: dict[str, Any], out: pathlib.Path, load_hint: str) -> str:
+def train_command(kind: families.Family | families.Bundle, out: pathlib.Path, config_args: list[str],
+                  config: ml_collections.ConfigDict | None) -> str:
+  """The muraljax.main command that starts training from the ported checkpoint `out`."""
+  if config is None:
+    config_args = [kind.config]
+    into = next(iter(kind.into.values()))
+  else:
+    into = kind.into.get(config.task)
+  args = ["--config", *config_args, "--workdir", "WORKDIR", f"--config.init_from.checkpoint={out}"]
+  if into:
+    args.append(f"--config.init_from.into={into}")
+  return "python -m muraljax.main " + " ".join(shlex.quote(arg) for arg in args)
+
+
+def _summary(report: dict[str, Any], out: pathlib.Path) -> list[str]:
   lines = []
   for part, part_report in report.get("parts", {"": report}).items():
     prefix = f"[{part}] " if part else ""
@@ -91,30 +133,33 @@ def _summary(report: dict[str, Any], out: pathlib.Path, load_hint: str) -> str:
                  f"{part_report['parameters']:,} parameters -> {part_report['target']}")
     lines += [f"{prefix}  inferred {field} = {note}" for field, note in part_report["inferred"].items()]
     if part_report["initialised_fresh"]:
-      lines.append(f"{prefix}  initialised fresh (missing or mis-shaped): {', '.join(part_report['initialised_fresh'])}")
+      lines.append(f"{prefix}  initialised fresh (missing or mis-shaped): "
+                   f"{', '.join(part_report['initialised_fresh'])}")
     if part_report["unexpected"]:
       lines.append(f"{prefix}  dropped (not in the model): {', '.join(part_report['unexpected'])}")
   lines.append(f"Wrote {out / 'checkpoints' / str(writing.STEP)} and {out / writing.REPORT_FILE}.")
-  lines.append(f"Train from it: python -m muraljax.main {load_hint.replace('OUT', str(out))} --workdir WORKDIR")
-  return "\n".join(lines)
+  return lines
 
 
 def main(argv: list[str] | None = None) -> int:
-  args = _parser().parse_args(argv)
+  args, overrides = _parser().parse_known_args(argv)
   try:
     out = writing.check_output_free(args.out)
-    config = load_config(args.config) if args.config else None
-    if args.model in families.BUNDLES:
-      bundle = families.BUNDLES[args.model]
-      conversion, load_hint = port_bundle(bundle, args.src, config, args.allow_partial), bundle.load_hint
+    if overrides and not args.config:
+      raise PortError(f"Unknown arguments {' '.join(overrides)}; config overrides need --config.")
+    config = load_config(args.config, overrides) if args.config else None
+    kind = families.BUNDLES.get(args.model) or families.FAMILIES[args.model]
+    if isinstance(kind, families.Bundle):
+      conversion = port_bundle(kind, args.src, config, args.allow_partial)
     else:
       conversion = port_file(args.model, args.src, config, args.allow_partial)
-      load_hint = families.FAMILIES[args.model].load_hint
     out = writing.write(out, conversion.params, conversion.report)
   except PortError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
-  print(_summary(conversion.report, out, load_hint))
+  print("\n".join(_summary(conversion.report, out)))
+  fits = "" if config else " (with a config whose model has the architecture above)"
+  print(f"Train from it{fits}: {train_command(kind, out, [args.config, *overrides] if config else [], config)}")
   return 0
 
 

@@ -3,13 +3,14 @@
 For every leaf of the target model's param tree (from `jax.eval_shape` of its init, so nothing is allocated)
 the official tensor name and shape follow from the Flax path and the leaf kind:
 
-| Flax leaf                         | PyTorch tensor                    | to Flax              |
-|-----------------------------------|-----------------------------------|----------------------|
-| conv `kernel` [kH, kW, I, O]      | `weight` (O, I, kH, kW)           | transpose (2, 3, 1, 0) |
-| transposed conv `kernel` [kH, kW, I, O] | `weight` (I, O, kH, kW)     | transpose (2, 3, 0, 1) |
-| dense `kernel` [I, O]             | `weight` (O, I)                   | transpose (1, 0)     |
-| `scale`, `embedding`, `bias`      | `weight`, `weight`, `bias`        | as is                |
+| Flax leaf                                | PyTorch tensor             | to Flax                 |
+|------------------------------------------|----------------------------|-------------------------|
+| conv `kernel` [kH, kW, I, O]             | `weight` (O, I, kH, kW)    | transpose (2, 3, 1, 0)  |
+| transposed conv `kernel` [kH, kW, I, O]  | `weight` (I, O, kH, kW)    | transpose (2, 3, 0, 1)  |
+| dense `kernel` [I, O]                    | `weight` (O, I)            | transpose (1, 0)        |
+| `scale`, `embedding`, `bias`             | `weight`, `weight`, `bias` | as is                   |
 
+Names follow from the family's rules (`naming.torch_name`); which convs are transposed from its regex.
 Every tensor must be present with exactly that shape, and the checkpoint must hold nothing else; otherwise one
 PortError lists every missing, unexpected and mis-shaped tensor. With `allow_partial` the matching tensors are
 kept, the others initialised as a fresh model would be, and the unexpected ones dropped; the report lists them.
@@ -66,9 +67,9 @@ class Conversion:
   report: dict[str, Any]
 
 
-def abstract_params(module: nn.Module, family: families.Family) -> dict:
-  """The module's param tree as ShapeDtypeStructs (jax.eval_shape of its init)."""
-  return jax.eval_shape(module.init, jax.random.key(0), *family.example_inputs(module))["params"]
+def abstract_params(target: families.Target) -> dict:
+  """The target's param tree as ShapeDtypeStructs (jax.eval_shape of its init)."""
+  return jax.eval_shape(target.module.init, jax.random.key(0), *target.inputs)["params"]
 
 
 def expected_tensors(params: Mapping, family: families.Family) -> dict[str, Slot]:
@@ -106,14 +107,15 @@ def describe(module: nn.Module) -> str:
   return f"{type(module).__name__}({', '.join(f'{k}={v!r}' for k, v in architecture(module).items())})"
 
 
-def convert(state_dict: Mapping, model_config: nn.Module | str, *, allow_partial: bool = False) -> dict:
+def convert(state_dict: Mapping, model_config: nn.Module | families.Target | str, *,
+            allow_partial: bool = False) -> dict:
   """PyTorch state dict -> Flax params of `model_config`; see `convert_with_report`."""
   return convert_with_report(state_dict, model_config, allow_partial=allow_partial).params
 
 
 def convert_with_report(
     state_dict: Mapping,
-    model_config: nn.Module | str,
+    model_config: nn.Module | families.Target | str,
     *,
     allow_partial: bool = False,
     checkpoint_config: Mapping[str, Any] | None = None,
@@ -124,8 +126,9 @@ def convert_with_report(
     state_dict: {name: torch.Tensor or array}, as saved (wrapped in {'params': ...} or {'state_dict': ...} and
       `module.`-prefixed names are fine).
     model_config: the target architecture: the Flax module that will run the params (`HINet(wf=32)`,
-      `KernelGenerationNet(scale=2)`, `EDSR(scale=4)`, ...), or a family name ('hinet', 'car_resampler',
-      'car_upscaler', ...) to infer the architecture from the checkpoint.
+      `KernelGenerationNet(scale=2)`, `EDSR(scale=4)`, `UNet(UNetConfig(...))` for RGB input), a
+      `families.Target` (module and init input shapes, e.g. a U-Net with other input channels), or a family
+      name ('hinet', 'car_resampler', 'car_upscaler', 'unet') to infer the architecture from the checkpoint.
     allow_partial: keep going when tensors are missing, unexpected or mis-shaped (see the module docstring).
     checkpoint_config: the `config.json` of a diffusers model folder, for the fields tensors do not show.
 
@@ -133,9 +136,12 @@ def convert_with_report(
     Conversion(params, report); `params` has the tree and dtypes of `module.init(...)['params']`.
   """
   tensors = as_state_dict(state_dict)
-  family, module, notes = _target(model_config, tensors, checkpoint_config)
+  family = _family(model_config)
   tensors, renamed = _rename(tensors, family.renames)
-  slots = expected_tensors(abstract_params(module, family), family)
+  _check_signature(family, tensors)
+  target, notes = _target(model_config, family, tensors, checkpoint_config)
+  module = target.module
+  slots = expected_tensors(abstract_params(target), family)
   missing = [name for name in slots if name not in tensors]
   unexpected = [name for name in tensors if name not in slots]
   mis_shaped = [name for name in slots if name in tensors and tuple(tensors[name].shape) != slots[name].torch_shape]
@@ -144,11 +150,19 @@ def convert_with_report(
                                       inferred=isinstance(model_config, str), checkpoint_config=checkpoint_config))
 
   fresh = set(missing + mis_shaped)
-  initial = _fresh_params(module, family) if fresh else {}
+  initial = _fresh_params(target) if fresh else {}
   params = traverse_util.unflatten_dict({
       slot.flax_path: np.asarray(initial[slot.flax_path]) if name in fresh else slot.to_flax(tensors[name])
       for name, slot in slots.items()})
-  report = {
+  return Conversion(params, _report(family, module, notes, tensors, slots, renamed, missing, unexpected, mis_shaped))
+
+
+def _report(family: families.Family, module: nn.Module, notes: dict[str, str], tensors: StateDict,
+            slots: dict[str, Slot], renamed: dict[str, str], missing: list[str], unexpected: list[str],
+            mis_shaped: list[str]) -> dict[str, Any]:
+  """The JSON-able record of a conversion: target, inference, every mapped tensor and every problem."""
+  fresh = set(missing + mis_shaped)
+  return {
       "model": family.name,
       "target": describe(module),
       "architecture": architecture(module),
@@ -164,20 +178,23 @@ def convert_with_report(
                      for name in mis_shaped],
       "initialised_fresh": ["/".join(slot.flax_path) for name, slot in slots.items() if name in fresh],
   }
-  return Conversion(params, report)
 
 
-def _target(model_config: nn.Module | str, tensors: StateDict,
-            checkpoint_config: Mapping[str, Any] | None) -> tuple[families.Family, nn.Module, dict[str, str]]:
-  """(family, module, inference notes) for a module or a family name."""
+def _family(model_config: nn.Module | families.Target | str) -> families.Family:
   if isinstance(model_config, str):
-    family = families.family_named(model_config)
-    _check_signature(family, tensors)
-    inferred = family.infer(tensors, checkpoint_config)
-    return family, inferred.module, inferred.notes
-  family = families.family_of(model_config)
-  _check_signature(family, tensors)
-  return family, model_config, {}
+    return families.family_named(model_config)
+  return families.family_of(model_config.module if isinstance(model_config, families.Target) else model_config)
+
+
+def _target(model_config: nn.Module | families.Target | str, family: families.Family, tensors: StateDict,
+            checkpoint_config: Mapping[str, Any] | None) -> tuple[families.Target, dict[str, str]]:
+  """(target, inference notes) for a module, a target or a family name (inferred from `tensors`)."""
+  if isinstance(model_config, families.Target):
+    return model_config, {}
+  if isinstance(model_config, nn.Module):
+    return family.target(model_config), {}
+  inferred = family.infer(tensors, checkpoint_config)
+  return family.target(inferred.module, inferred.inputs), inferred.notes
 
 
 def _check_signature(family: families.Family, tensors: StateDict) -> None:
@@ -202,10 +219,17 @@ def _rename(tensors: StateDict, rules: naming.Rules) -> tuple[StateDict, dict[st
   return out, renamed
 
 
-def _fresh_params(module: nn.Module, family: families.Family) -> dict[tuple[str, ...], Any]:
-  """The flattened params of a freshly initialised module (seed 0), for the tensors a partial port lacks."""
-  inputs = [np.zeros(x.shape, x.dtype) for x in family.example_inputs(module)]
-  return traverse_util.flatten_dict(module.init(jax.random.key(0), *inputs)["params"])
+def _fresh_params(target: families.Target) -> dict[tuple[str, ...], Any]:
+  """The flattened params of a freshly initialised model (seed 0), for the tensors a partial port lacks.
+
+  The init runs once, so, as the trainer's, it is compiled without LLVM optimisation (XLA:CPU otherwise spends
+  many seconds optimising the per-parameter random number generation).
+  """
+  key = jax.random.key(0)
+  inputs = [np.zeros(x.shape, x.dtype) for x in target.inputs]
+  init = jax.jit(target.module.init).lower(key, *inputs).compile(
+      compiler_options={"xla_backend_optimization_level": 0})
+  return traverse_util.flatten_dict(init(key, *inputs)["params"])
 
 
 def _mismatch_message(module: nn.Module, family: families.Family, tensors: StateDict, slots: dict[str, Slot],

@@ -9,7 +9,7 @@ A bundle is several families saved side by side (CAR's kgn.pth + usn.pth) that o
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -17,12 +17,22 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from muraljax.models import car, edsr, hinet, naming
+from muraljax.models import car, edsr, hinet, naming, unet
 from muraljax.port import infer
 from muraljax.port.errors import PortError
 from muraljax.port.reading import StateDict
+from muraljax.tasks.diffusion import DiffusionTask
 
 InputShapes = tuple[jax.ShapeDtypeStruct, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+  """A model to port into: the Flax module, and the shapes of the inputs its init takes (Flax modules infer
+  input widths, such as a U-Net's input channels, from the inputs)."""
+
+  module: nn.Module
+  inputs: InputShapes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,18 +43,60 @@ class Family:
   module_type: type[nn.Module]
   signature: str  # a tensor name that every checkpoint of this family holds and other families' do not
   rules: naming.Rules  # Flax module path -> PyTorch module name
-  infer: Callable[[StateDict, dict[str, Any] | None], infer.Inferred]  # (tensors, diffusers config) -> module
-  from_config: Callable[[ml_collections.ConfigDict], nn.Module]  # training config's model section -> module
-  example_inputs: Callable[[nn.Module], InputShapes]  # for jax.eval_shape(module.init, rng, *inputs)
-  config_section: str  # name of this family's section under config.model in composite configs (ARIN)
-  load_hint: str  # how to start training from the ported checkpoint
+  infer: Callable[[StateDict, dict[str, Any] | None], infer.Inferred]  # (tensors, diffusers config) -> model
+  from_config: Callable[[ml_collections.ConfigDict], Target]  # the target inside a training config's model
+  example_inputs: Callable[[nn.Module], InputShapes]  # init inputs when only the module is given
+  config: str  # the training config whose model this family is
+  # config.task -> the config.init_from.into that loads a ported checkpoint in that task; `config`'s task first.
+  into: Mapping[str, str]
   transposed: str | None = None  # regex on Flax module paths ('/'-joined) of transposed convs
   renames: naming.Rules = ()  # legacy tensor names -> current ones, applied before matching
+
+  def target(self, module: nn.Module, inputs: InputShapes | None = None) -> Target:
+    """`module` with `inputs`, by default the family's example inputs for it."""
+    return Target(module, inputs or self.example_inputs(module))
 
 
 def _image(height: int, width: int, channels: int) -> jax.ShapeDtypeStruct:
   return jax.ShapeDtypeStruct((1, height, width, channels), jnp.float32)
 
+
+def model_section(config: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
+  """`config.model`, or its `name` section in composite configs (ARIN's model.car and model.hinet)."""
+  section = config.model
+  if name in section and isinstance(section[name], ml_collections.ConfigDict):
+    return section[name]
+  return section
+
+
+def _hinet_from_config(config: ml_collections.ConfigDict) -> Target:
+  c = model_section(config, "hinet")
+  module = hinet.HINet(wf=c.wf, depth=c.depth, relu_slope=c.relu_slope, hin_levels=tuple(c.hin_levels))
+  return FAMILIES["hinet"].target(module)
+
+
+def _car_resampler_from_config(config: ml_collections.ConfigDict) -> Target:
+  return FAMILIES["car_resampler"].target(car.KernelGenerationNet(scale=model_section(config, "car").scale))
+
+
+def _car_upscaler_from_config(config: ml_collections.ConfigDict) -> Target:
+  c = model_section(config, "car")
+  return FAMILIES["car_upscaler"].target(edsr.EDSR(scale=c.scale, n_resblocks=c.n_resblocks, n_feats=c.n_feats))
+
+
+def _unet_from_config(config: ml_collections.ConfigDict) -> Target:
+  """The U-Net of a DiffuMural run: its input is [noisy image, conditions]; damage types are its classes."""
+  task = DiffusionTask(config)
+  return Target(task.unet, infer.unet_inputs(task.unet_config, 3 + task.condition_channels))
+
+
+# Attention tensor names of checkpoints saved by older diffusers versions -> today's names.
+LEGACY_ATTENTION_NAMES: naming.Rules = (
+    (r"(attentions\.\d+)\.query\.", r"\1.to_q."),
+    (r"(attentions\.\d+)\.key\.", r"\1.to_k."),
+    (r"(attentions\.\d+)\.value\.", r"\1.to_v."),
+    (r"(attentions\.\d+)\.proj_attn\.", r"\1.to_out.0."),
+)
 
 FAMILIES: dict[str, Family] = {
     "hinet": Family(
@@ -54,12 +106,10 @@ FAMILIES: dict[str, Family] = {
         rules=hinet.TORCH_NAME_RULES,
         transposed=hinet.TORCH_TRANSPOSED,
         infer=lambda tensors, _: infer.hinet(tensors),
-        from_config=lambda c: hinet.HINet(wf=c.wf, depth=c.depth, relu_slope=c.relu_slope,
-                                          hin_levels=tuple(c.hin_levels)),
+        from_config=_hinet_from_config,
         example_inputs=lambda m: (_image(16, 16, m.in_chn),),
-        config_section="hinet",
-        load_hint="--config configs/hinet.py --config.init_from.checkpoint=OUT (in configs/arin.py add "
-                  "--config.init_from.into=hinet)",
+        config="configs/hinet.py",
+        into={"hinet": "", "arin": "hinet"},
     ),
     "car_resampler": Family(
         name="car_resampler",
@@ -67,11 +117,10 @@ FAMILIES: dict[str, Family] = {
         signature="kernels_weight.4.weight",
         rules=car.TORCH_NAME_RULES,
         infer=lambda tensors, _: infer.car_resampler(tensors),
-        from_config=lambda c: car.KernelGenerationNet(scale=c.scale),
+        from_config=_car_resampler_from_config,
         example_inputs=lambda _: (_image(64, 64, 3),),
-        config_section="car",
-        load_hint="--config configs/car.py --config.init_from.checkpoint=OUT --config.init_from.into=resampler "
-                  "(the upscaler starts fresh; port both nets at once with --model car)",
+        config="configs/car.py",
+        into={"car": "resampler", "arin": "car/resampler"},
     ),
     "car_upscaler": Family(
         name="car_upscaler",
@@ -79,11 +128,22 @@ FAMILIES: dict[str, Family] = {
         signature="head.0.weight",
         rules=edsr.TORCH_NAME_RULES,
         infer=lambda tensors, _: infer.car_upscaler(tensors),
-        from_config=lambda c: edsr.EDSR(scale=c.scale, n_resblocks=c.n_resblocks, n_feats=c.n_feats),
+        from_config=_car_upscaler_from_config,
         example_inputs=lambda _: (_image(8, 8, 3),),
-        config_section="car",
-        load_hint="--config configs/car.py --config.init_from.checkpoint=OUT --config.init_from.into=upscaler "
-                  "(the resampler starts fresh; port both nets at once with --model car)",
+        config="configs/car.py",
+        into={"car": "upscaler", "arin": "car/upscaler"},
+    ),
+    "unet": Family(
+        name="unet",
+        module_type=unet.UNet,
+        signature="conv_in.weight",
+        rules=unet.TORCH_NAME_RULES,
+        infer=infer.unet,
+        from_config=_unet_from_config,
+        example_inputs=lambda m: infer.unet_inputs(m.config, in_channels=3),
+        config="configs/diffumural.py",
+        into={"diffumural": "unet"},
+        renames=LEGACY_ATTENTION_NAMES,
     ),
 }
 
@@ -94,15 +154,16 @@ class Bundle:
 
   name: str
   parts: tuple[tuple[str, str, str], ...]  # (params key, family name, file name in the folder)
-  load_hint: str
+  config: str  # as Family's
+  into: Mapping[str, str]  # as Family's
 
 
 BUNDLES: dict[str, Bundle] = {
     "car": Bundle(
         name="car",
         parts=(("resampler", "car_resampler", "kgn.pth"), ("upscaler", "car_upscaler", "usn.pth")),
-        load_hint="--config configs/car.py --config.init_from.checkpoint=OUT (in configs/arin.py add "
-                  "--config.init_from.into=car)",
+        config="configs/car.py",
+        into={"car": "", "arin": "car"},
     ),
 }
 
@@ -127,13 +188,10 @@ def families_matching(tensors: StateDict) -> list[Family]:
   return [family for family in FAMILIES.values() if family.signature in tensors]
 
 
-def module_from_config(family: Family, config: ml_collections.ConfigDict) -> nn.Module:
-  """The family's module as a training config builds it (`config.model`, or its section in ARIN's config)."""
-  section = config.model
-  if family.config_section in section and isinstance(section[family.config_section], ml_collections.ConfigDict):
-    section = section[family.config_section]
+def target_from_config(family: Family, config: ml_collections.ConfigDict) -> Target:
+  """The family's model as a training config builds it."""
   try:
-    return family.from_config(section)
+    return family.from_config(config)
   except AttributeError as e:
-    raise PortError(f"The config's model section has no field the {family.name} family needs ({e}); pass a "
-                    f"config of a model that contains a {family.module_type.__name__}.") from None
+    raise PortError(f"The config has no field the {family.name} family needs ({e}); pass a config of a model "
+                    f"that contains a {family.module_type.__name__}.") from None
