@@ -109,3 +109,17 @@ def test_config_mismatch_lists_every_difference_and_partial_port_fills_them(tmp_
   np.testing.assert_array_equal(params["down_path_1_0"]["norm"]["scale"], np.ones(4))  # fresh init
   np.testing.assert_array_equal(params["down_path_1_2"]["norm"]["scale"],
                                 reference.state_dict()["down_path_1.2.norm.weight"].numpy())
+
+
+def test_config_overrides_and_the_train_command_for_arin(tmp_path, capsys):
+  reference = randomize_(torch_hinet.HINet(wf=8, depth=3, hin_position_left=3)).eval()  # HIN at no level < 3
+  src = official_checkpoint(reference, tmp_path / "HINet-tiny.pth")
+  config = f"{REPO / 'configs' / 'arin.py'}:smoke"  # ARIN's HINet: wf 8, depth 3, HIN at every level
+  args = ["--model", "hinet", "--src", str(src), "--config", config]
+
+  assert cli.main([*args, "--out", str(tmp_path / "out"), "--config.model.hinet.hin_levels=()"]) == 0
+  command = capsys.readouterr().out.splitlines()[-1]
+  assert "--config.model.hinet.hin_levels=()" in command and command.endswith("--config.init_from.into=hinet")
+
+  assert cli.main([*args, "--out", str(tmp_path / "bad"), "--config.model.hinet.hin_level=()"]) == 1
+  assert "no field model.hinet.hin_level" in capsys.readouterr().err
