@@ -66,7 +66,7 @@ class ARINTask:
       metrics |= _prefixed("car", car_terms | {"loss": car_loss})
       if self.phase == "car":
         return car_loss, metrics
-    hinet_input = self._hinet_input(restored)
+    hinet_input = self._as_image(restored)
     if self.phase == "hinet":
       hinet_input = jax.lax.stop_gradient(hinet_input)
     hinet_loss, hinet_terms = self.hinet.loss(params["hinet"], {**batch, "damaged": hinet_input}, rng)
@@ -77,7 +77,7 @@ class ARINTask:
 
   def predict(self, params: Params, batch: Batch) -> jax.Array:
     """CAR's restoration in phase 'car' (HINet is untrained there), else HINet's final output on it."""
-    restored = self._hinet_input(self.car.restore(params["car"], batch["damaged"])[0])
+    restored = self._as_image(self.car.restore(params["car"], batch["damaged"])[0])
     if self.phase == "car":
       return restored
     return self.hinet.predict(params["hinet"], {**batch, "damaged": restored})
@@ -89,5 +89,6 @@ class ARINTask:
             "hinet": jax.tree.map(lambda _: train_hinet, params["hinet"])}
 
   @staticmethod
-  def _hinet_input(car_restoration: jax.Array) -> jax.Array:
+  def _as_image(car_restoration: jax.Array) -> jax.Array:
+    """CAR's restoration as the image HINet gets: float32, clipped to [0, 1]."""
     return jnp.clip(car_restoration.astype(jnp.float32), 0.0, 1.0)

@@ -1,0 +1,126 @@
+"""Shared parts of the train-step benchmarks: configs, synthetic batches, one compiled and timed train step, and a
+driver that runs every case in its own process (so its peak RSS is its own), prints a table and writes
+benchmarks/results/<name>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import pathlib
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from muraljax import tasks
+from muraljax.train.loop import make_train_step
+from muraljax.train.state import create_train_state, learning_rate_schedule, make_optimizer
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+class Column(NamedTuple):
+  key: str  # in the case's result dict
+  header: str
+  format: str  # format spec including the width, e.g. ">9.3f"
+
+
+STEP_COLUMNS = (
+    Column("params", "params", ">12,"), Column("batch", "batch", ">6"), Column("side", "side", ">6"),
+    Column("compile_s", "compile s", ">11.1f"), Column("step_s", "step s", ">9.3f"),
+    Column("images_per_s", "img/s", ">8.2f"), Column("xla_temp_mb", "XLA temp MB", ">13.0f"),
+    Column("xla_args_mb", "args MB", ">9.0f"), Column("peak_rss_mb", "peak RSS MB", ">13.0f"),
+)
+
+
+def load_config(name: str, variant: str | None = None):
+  """configs/<name>.py:<variant>, loaded as `--config` does."""
+  spec = importlib.util.spec_from_file_location(f"configs_{name}", ROOT / "configs" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(variant)
+
+
+def synthetic_batch(batch: int, side: int) -> dict[str, jax.Array]:
+  """Uniform-noise clean images with 20% of the pixels blacked out: [batch, side, side, C]."""
+  keys = jax.random.split(jax.random.PRNGKey(1), 2)
+  clean = jax.random.uniform(keys[0], (batch, side, side, 3))
+  mask = (jax.random.uniform(keys[1], (batch, side, side, 1)) < 0.2).astype(jnp.float32)
+  return {"clean": clean, "mask": mask, "damaged": clean * (1 - mask)}
+
+
+def bench_train_step(config, batch_size: int, side: int, steps: int) -> tuple[dict[str, float], Any]:
+  """Compiles the trainer's step for `config` on a synthetic batch and times `steps` steps after one warm-up.
+
+  Returns the STEP_COLUMNS measurements and the compiled step (for further analysis).
+  """
+  task = tasks.get_task(config)
+  batch = synthetic_batch(batch_size, side)
+  tx = make_optimizer(config.optimizer, config.train.num_steps, getattr(task, "trainable", None))
+  state = create_train_state(task, tx, jax.random.PRNGKey(0), batch)
+  step = jax.jit(make_train_step(task, learning_rate_schedule(config.optimizer, config.train.num_steps)),
+                 donate_argnums=0)
+
+  start = time.perf_counter()
+  compiled = step.lower(state, batch).compile()
+  compile_s = time.perf_counter() - start
+  memory = compiled.memory_analysis()
+  state, metrics = compiled(state, batch)  # Warm-up.
+  jax.block_until_ready(metrics)
+  start = time.perf_counter()
+  for _ in range(steps):
+    state, metrics = compiled(state, batch)
+  jax.block_until_ready(metrics)
+  seconds = (time.perf_counter() - start) / steps
+  return {
+      "params": sum(x.size for x in jax.tree.leaves(state.params)), "batch": batch_size, "side": side,
+      "compile_s": compile_s, "step_s": seconds, "images_per_s": batch_size / seconds,
+      "xla_temp_mb": memory.temp_size_in_bytes / 2**20, "xla_args_mb": memory.argument_size_in_bytes / 2**20,
+      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+  }, compiled
+
+
+def main(*, description: str, title: str, cases: Sequence[str], run_case: Callable[[str, int], dict[str, Any]],
+         result_name: str, default_steps: int = 5, columns: Sequence[Column] = STEP_COLUMNS,
+         after_table: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> None:
+  """Command line: `--cases a,b` (default all) each run as `--one NAME` in a fresh process by `run_case(name,
+  steps)` -> {column key: value, ...}; prints `title`, a table of `columns`, then `after_table(results)`, and writes
+  benchmarks/results/<result_name>.json.
+  """
+  parser = argparse.ArgumentParser(description=description)
+  parser.add_argument("--steps", type=int, default=default_steps, help="Timed steps per case (after a warm-up).")
+  parser.add_argument("--cases", default=",".join(cases), help=f"Comma-separated subset of {list(cases)}.")
+  parser.add_argument("--one", choices=list(cases), help="Run one case in this process and print its JSON.")
+  args = parser.parse_args()
+  if args.one:
+    print(json.dumps(run_case(args.one, args.steps)))
+    return
+
+  width = max(len(name) for name in cases) + 2
+  print(f"{title} on {jax.devices()[0].device_kind} x{jax.device_count()}")
+  print(f"{'case':<{width}}" + "".join(f"{c.header:>{_width(c)}}" for c in columns))
+  results = {}
+  for name in args.cases.split(","):
+    child = subprocess.run([sys.executable, sys.argv[0], "--one", name, "--steps", str(args.steps)],
+                           capture_output=True, text=True)
+    if child.returncode:
+      raise SystemExit(f"Case {name} failed:\n{child.stderr[-3000:]}")
+    r = results[name] = json.loads(child.stdout.strip().splitlines()[-1])
+    print(f"{name:<{width}}" + "".join(format(r[c.key], c.format) for c in columns), flush=True)
+  if after_table:
+    after_table(results)
+  out = ROOT / "benchmarks" / "results" / f"{result_name}.json"
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_text(json.dumps({"device": jax.devices()[0].device_kind, "results": results}, indent=2))
+  print(f"Wrote {out}")
+
+
+def _width(column: Column) -> int:
+  return int("".join(ch for ch in column.format.split(".")[0] if ch.isdigit()))
