@@ -41,6 +41,9 @@ def test_training_from_the_command_line_writes_checkpoints_metrics_and_images(tm
   assert {"eval/psnr_masked", "eval/ssim", "eval/ssim_masked", "eval/damaged_psnr"} <= set(evaluation)
   assert (tmp_path / "images" / "eval_00000004.png").exists()
   assert list(tmp_path.glob("events.out.tfevents.*"))
+  saved_config = json.loads((tmp_path / "config.json").read_text())
+  assert saved_config["task"] == "hinet" and saved_config["model"]["wf"] == 4
+  assert {"perf/images_per_sec", "perf/tflops_per_device"} <= set(records[0])
 
 
 def test_a_misspelt_config_field_is_named(tmp_path):

@@ -25,7 +25,7 @@ from clu import metric_writers, periodic_actions
 from muraljax import tasks
 from muraljax.data import pipeline
 from muraljax.evaluate.images import image_grid, save_png
-from muraljax.train import evaluation, init_from, sharding
+from muraljax.train import evaluation, init_from, sharding, throughput
 from muraljax.train.checkpoint import Checkpointer
 from muraljax.train.state import TrainState, create_train_state, learning_rate_schedule, make_optimizer
 
@@ -68,13 +68,6 @@ def make_train_step(task: tasks.Task, schedule) -> Any:
   return train_step
 
 
-def _flops_per_step(compiled) -> float:
-  analysis = compiled.cost_analysis()
-  if isinstance(analysis, (list, tuple)):
-    analysis = analysis[0] if analysis else {}
-  return float((analysis or {}).get("flops", 0.0))
-
-
 class _MetricLog:
   """Averages per-step metrics between log points; writes them to clu writers and <workdir>/metrics.jsonl."""
 
@@ -108,6 +101,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
   Returns the final train state.
   """
   os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    # The run's full config, so tools (evaluation, restoration) can rebuild the model from the workdir alone.
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
   train_cfg = config.train
   mesh = sharding.make_mesh(config.mesh)
   sharding.check_batch_size(train_cfg.batch_size, mesh)
@@ -154,9 +151,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
   first_batch = sharding.global_batch(next(data_iterator), mesh)
   compile_start = time.perf_counter()
   compiled_step = step_fn.lower(state, first_batch).compile()
-  flops = _flops_per_step(compiled_step)
-  logging.info("Compiled the train step in %.1f s (%.3g FLOPs per step).", time.perf_counter() - compile_start,
-               flops)
+  flops = throughput.flops_per_device(compiled_step)
+  logging.info("Compiled the train step in %.1f s (%.3g FLOPs per step and device).",
+               time.perf_counter() - compile_start, flops)
 
   def run_eval(step: int) -> None:
     means, restored = evaluation.evaluate(eval_fn, state.eval_params, eval_batches)
@@ -203,9 +200,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
       if step % train_cfg.log_every == 0 or stop:
         elapsed = time.perf_counter() - last_log[1]
         images_per_sec = (step - last_log[0]) * train_cfg.batch_size / max(elapsed, 1e-9)
-        log.flush_means(step, {"perf/images_per_sec": images_per_sec,
-                               "perf/tflops_per_device": flops * images_per_sec / train_cfg.batch_size
-                               / 1e12 / jax.device_count()})
+        log.flush_means(step, {"perf/images_per_sec": images_per_sec} | throughput.utilisation(
+            flops, images_per_sec / train_cfg.batch_size, jax.devices()[0].device_kind))
         last_log = (step, time.perf_counter())
       if train_cfg.eval_every and (step % train_cfg.eval_every == 0 or step == train_cfg.num_steps):
         run_eval(step)
