@@ -1,4 +1,5 @@
-"""ARIN (CAR -> HINet) and the CAR task: training phases, frozen parts, exact resume, sizes, configs."""
+"""ARIN (CAR -> HINet) and the CAR task: training phases, frozen parts, starting from a CAR run and resuming
+exactly, image sizes, configs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import load_config
+from test_diffusion_task import compilation_cache  # noqa: F401 (a fixture)
 from test_train import read_losses
 
 from muraljax import tasks
@@ -101,18 +103,30 @@ def test_each_phase_overfits_one_batch_and_trains_only_its_part(phase):
   assert restored.shape == batch["clean"].shape and 0.0 <= float(restored.min()) <= float(restored.max()) <= 1.0
 
 
-def test_resumed_arin_run_matches_an_uninterrupted_one(tmp_path):
+def test_arin_started_from_a_car_run_resumes_exactly(tmp_path, compilation_cache):  # noqa: F811
+  """A CAR run's checkpoint starts ARIN's CAR (init_from, into='car'); phase 'hinet' keeps it bit-identical; a run
+  interrupted after step 2 and resumed (which must ignore init_from) matches the uninterrupted one."""
+  car_config = load_config("car", "smoke")
+  car_config.model = tiny_arin_config().model.car
+  car_config.data = tiny_arin_config().data
+  car_config.train = tiny_arin_config(num_steps=1).train
+  car_config.mesh.num_devices = 1
+  car_params = loop.run(car_config, str(tmp_path / "car")).params
+
   config = tiny_arin_config("hinet")  # Its optimizer state has frozen (CAR) and trained (HINet) parts.
+  config.init_from.checkpoint = str(tmp_path / "car")
+  config.init_from.into = "car"
   straight = loop.run(config, str(tmp_path / "straight"))
   loop.run(config, str(tmp_path / "resumed"), stop_after_step=2)
   assert max(read_losses(tmp_path / "resumed")) == 2
-  config.init_from.checkpoint = str(tmp_path / "no-such-run")  # Resuming ignores init_from.
+  config.init_from.checkpoint = str(tmp_path / "no-such-run")  # Resuming must not read it.
   resumed = loop.run(config, str(tmp_path / "resumed"))
 
   assert int(resumed.step) == int(straight.step) == 4
   assert read_losses(tmp_path / "resumed") == read_losses(tmp_path / "straight")
   jax.tree.map(np.testing.assert_array_equal, resumed.params, straight.params)
   jax.tree.map(np.testing.assert_array_equal, resumed.opt_state, straight.opt_state)
+  assert trees_equal(straight.params["car"], car_params)
 
 
 @pytest.mark.parametrize("name", ["car", "arin"])

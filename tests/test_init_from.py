@@ -1,66 +1,74 @@
-"""init_from: a CAR run's params start ARIN's CAR exactly; checkpoint locations; mismatches are listed."""
+"""init_from on Orbax params checkpoints (written as `python -m muraljax.port` writes them): exact restore into a
+subtree, checkpoint locations, every mismatch listed. A CAR run starting ARIN through the trainer is tested in
+test_arin.py."""
 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import load_config
 from test_arin import tiny_arin_config, trees_equal
 
 from muraljax import tasks
-from muraljax.train import init_from, loop
+from muraljax.port import writing
+from muraljax.train import init_from
 from muraljax.train.state import TrainState
 
-
-def tiny_car_config():
-  """A CAR smoke config with the CAR part of `tiny_arin_config`, so its checkpoints fit ARIN's 'car' subtree."""
-  c = load_config("car", "smoke")
-  arin = tiny_arin_config()
-  c.model = arin.model.car
-  c.data = arin.data
-  c.train.update(arin.train)
-  c.train.num_steps = 1
-  c.mesh.num_devices = 1
-  return c
-
-
-@pytest.fixture(scope="module")
-def car_run(tmp_path_factory):
-  """(workdir, final params) of a one-step CAR run."""
-  workdir = tmp_path_factory.mktemp("car")
-  return workdir, loop.run(tiny_car_config(), str(workdir)).params
+BATCH = {key: jax.ShapeDtypeStruct((1, 32, 32, c), jnp.float32) for key, c in (("damaged", 3), ("clean", 3),
+                                                                                 ("mask", 1))}
 
 
 def abstract_arin_params(**car_model):
   config = tiny_arin_config()
   config.model.car.update(car_model)
-  batch = {key: jax.ShapeDtypeStruct((1, 32, 32, c), np.float32) for key, c in (("damaged", 3), ("clean", 3),
-                                                                                  ("mask", 1))}
-  return jax.eval_shape(tasks.get_task(config).init, jax.random.PRNGKey(0), batch)
+  return jax.eval_shape(tasks.get_task(config).init, jax.random.PRNGKey(0), BATCH)
 
 
-def test_a_car_checkpoint_initialises_arins_car_subtree_exactly(car_run, tmp_path):
-  car_workdir, car_params = car_run
-  config = tiny_arin_config("hinet", num_steps=1)
-  config.init_from.checkpoint = str(car_workdir)
-  config.init_from.into = "car"
-  state = loop.run(config, str(tmp_path))
-  assert trees_equal(state.params["car"], car_params)  # Loaded, then kept frozen by phase 'hinet'.
+def random_like(abstract, seed: int):
+  leaves, treedef = jax.tree.flatten(abstract)
+  rng = np.random.default_rng(seed)
+  return treedef.unflatten([rng.standard_normal(x.shape).astype(x.dtype) for x in leaves])
 
 
-def test_step_and_checkpoints_folders_resolve_to_the_same_checkpoint(car_run):
-  car_workdir, _ = car_run
-  expected = car_workdir / "checkpoints" / "1" / "state"
-  for path in (car_workdir, car_workdir / "checkpoints", car_workdir / "checkpoints" / "1"):
+@pytest.fixture(scope="module")
+def car_checkpoint(tmp_path_factory):
+  """(folder, params) of a checkpoint holding params shaped like tiny ARIN's CAR."""
+  params = random_like(abstract_arin_params()["car"], seed=1)
+  return writing.write(tmp_path_factory.mktemp("ported") / "car", params, {}), params
+
+
+def state_of(params) -> TrainState:
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=(), rng=None, tx=None,
+                    ema_params=params)
+
+
+def test_params_land_exactly_in_the_named_subtree(car_checkpoint):
+  folder, car_params = car_checkpoint
+  fresh = random_like(abstract_arin_params(), seed=2)
+  config = tiny_arin_config().init_from
+  config.checkpoint, config.into = str(folder), "car"
+  state = init_from.initialise(state_of(fresh), config)
+  assert trees_equal(state.params["car"], car_params)
+  assert trees_equal(state.params["hinet"], fresh["hinet"])
+  assert trees_equal(state.ema_params, state.params)  # The average starts from the loaded params.
+
+  config.checkpoint, config.into = str(folder), "car/upscaler"
+  with pytest.raises(init_from.InitFromError, match="unexpected resampler/ds_1_1/kernel"):
+    init_from.initialise(state_of(fresh), config)
+
+
+def test_a_workdir_its_checkpoints_folder_or_a_step_folder_all_name_the_latest_checkpoint(car_checkpoint):
+  folder, _ = car_checkpoint
+  expected = folder / "checkpoints" / "0" / "state"
+  for path in (folder, folder / "checkpoints", folder / "checkpoints" / "0"):
     assert init_from.state_item_dir(str(path)) == expected
 
 
-def test_mismatched_params_are_all_listed(car_run):
-  car_workdir, _ = car_run
-  wider = abstract_arin_params(n_feats=16)["car"]
+def test_mismatched_params_are_all_listed(car_checkpoint):
+  folder, _ = car_checkpoint
   with pytest.raises(init_from.InitFromError) as error:
-    init_from.restore_params(str(car_workdir), wider)
+    init_from.restore_params(str(folder), abstract_arin_params(n_feats=16)["car"])
   message = str(error.value)
   assert "do not fit the model" in message and "init from a checkpoint of the same architecture" in message
   assert "upscaler/head_0/kernel: checkpoint (3, 3, 3, 8) vs model (3, 3, 3, 16)" in message
@@ -68,19 +76,18 @@ def test_mismatched_params_are_all_listed(car_run):
   assert "resampler" not in message  # The resampler has no width setting: it matches.
 
   with pytest.raises(init_from.InitFromError) as error:
-    init_from.restore_params(str(car_workdir), abstract_arin_params())  # Forgot into='car'.
+    init_from.restore_params(str(folder), abstract_arin_params())  # Forgot into='car'.
   message = str(error.value)
   assert "missing car/resampler/ds_1_1/kernel (5, 5, 3, 64)" in message
   assert "missing hinet/conv_01/kernel" in message
   assert "unexpected resampler/ds_1_1/kernel (5, 5, 3, 64)" in message
 
 
-def test_bad_locations_are_refused(tmp_path, car_run):
+def test_bad_locations_are_refused(tmp_path, car_checkpoint):
   with pytest.raises(init_from.InitFromError, match="holds no muraljax checkpoint; point it at a workdir"):
     init_from.state_item_dir(str(tmp_path / "missing"))
-  state = TrainState(step=0, params=abstract_arin_params(), opt_state=None, rng=None, tx=None)
-  config = load_config("arin", "smoke").init_from
-  config.checkpoint, config.into = str(car_run[0]), "car/upscaler/nope"
+  config = tiny_arin_config().init_from
+  config.checkpoint, config.into = str(car_checkpoint[0]), "car/upscaler/nope"
   message = r"names no subtree .*no 'car/upscaler/nope'.*pick the next key from \['add_mean'"
   with pytest.raises(init_from.InitFromError, match=message):
-    init_from.initialise(state, config)
+    init_from.initialise(state_of(abstract_arin_params()), config)
