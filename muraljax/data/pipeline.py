@@ -18,18 +18,19 @@ import ml_collections
 import numpy as np
 from absl import flags
 
-from muraljax.data import contours, degrade, robustness
+from muraljax.data import arrayrecord_source, contours, degrade, robustness
 from muraljax.data.errors import DataError
 from muraljax.data.folder import ImageFolder
 from muraljax.data.murals import ProceduralMurals
 
-SOURCES = ("procedural", "folder")
+SOURCES = ("procedural", "folder", "arrayrecord")
 _PROCEDURAL_SEED = 0  # the built-in collection is fixed, whatever the training seed
 _HOLDOUT_SEED = 0  # the held-out folder images are the same for every run over the same folder
 # Folder records are whole decoded photographs (a 20-megapixel one is 60 MB) until they are cropped, so decode a
 # few ahead in a few threads instead of grain's default 500 records. Procedural records are mere indices: reading
 # them in threads would only add overhead.
 _READ_OPTIONS = {"folder": grain.ReadOptions(num_threads=4, prefetch_buffer_size=8),
+                 "arrayrecord": grain.ReadOptions(num_threads=4, prefetch_buffer_size=8),
                  "procedural": grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)}
 
 
@@ -37,10 +38,24 @@ def default_config() -> ml_collections.ConfigDict:
   """Data settings (`config.data` of a training config)."""
   config = ml_collections.ConfigDict()
   # 'procedural': built-in Dunhuang-style murals generated on the fly (no download); 'folder': the photos under
-  # `folder` (JPEG/PNG/BMP/TIFF/WebP, searched recursively).
+  # `folder` (JPEG/PNG/BMP/TIFF/WebP, searched recursively); 'arrayrecord': a dataset prepared with
+  # `python -m muraljax.data.prepare` (ArrayRecord, read without TensorFlow).
   config.source = "procedural"
   # Root directory of the image folder, for source='folder'.
   config.folder = ""
+  # For source='arrayrecord': the prepared dataset, 'dunhuang_challenge', 'mural_folder' (1024 px tiles),
+  # 'mural_folder/<config>' or the folder of a prepared dataset; the split to train on; the split the
+  # eval_images are taken from (its first ones, in key order); and TFDS's data_dir ('' = $TFDS_DATA_DIR or
+  # ~/tensorflow_datasets).
+  config.dataset = ""
+  config.split = "train"
+  config.eval_split = "test"
+  config.data_dir = ""
+  # Damage of source='arrayrecord' examples: 'dataset' (the dataset's own masks and deteriorated images),
+  # 'synthetic' (`degradation` applied to the paintings) or 'mixed' (the dataset's with probability
+  # real_mask_probability, else synthetic). Examples without a mask always get synthetic damage.
+  config.mask_mode = "dataset"
+  config.real_mask_probability = 0.5
   # Number of procedural training murals; the eval murals are the next `eval_images` ones of the same collection.
   config.num_images = 10_000
   # Side in pixels of the (square) procedural murals that training patches and eval crops are cut from.
@@ -131,6 +146,8 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
     raise DataError(f"Unknown data source {config.source!r}; use one of {list(SOURCES)}.")
   if config.source == "folder" and not config.folder:
     raise DataError("source='folder' needs config.data.folder, the directory that holds the images; set it.")
+  if config.source == "arrayrecord":
+    arrayrecord_source.check_config(config)
   if config.patch_size < 8 or config.eval_size < 8:
     raise DataError(f"patch_size ({config.patch_size}) and eval_size ({config.eval_size}) must be at least 8.")
   if config.source == "procedural":
@@ -166,6 +183,9 @@ def _training_source(config: ml_collections.ConfigDict) -> tuple[grain.sources.R
   """The grain data source and the function that cuts a random patch from one of its records."""
   if config.source == "folder":
     return _folder_split(config)[0], functools.partial(_crop_image, config.patch_size)
+  if config.source == "arrayrecord":
+    return (arrayrecord_source.open_split(config, config.split, config.patch_size),
+            functools.partial(_crop_image, config.patch_size))
   # Records are mural indices; only the patch is rendered, which is far cheaper than the whole mural.
   murals = _procedural_murals(config)
   return grain.sources.RangeDataSource(0, config.num_images, 1), functools.partial(_crop_mural, murals,
@@ -173,12 +193,16 @@ def _training_source(config: ml_collections.ConfigDict) -> tuple[grain.sources.R
 
 
 def _eval_images(config: ml_collections.ConfigDict) -> list[np.ndarray]:
-  """Held-out images, uint8 [H, W, 3], at least eval_size on each side."""
+  """Held-out images, uint8 [H, W, 3] (source='arrayrecord': record arrays, see arrayrecord_source), at least
+  eval_size on each side."""
   if not config.eval_images:
     return []
   if config.source == "folder":
     held_out = _folder_split(config)[1]
     return [held_out[i] for i in range(len(held_out))]
+  if config.source == "arrayrecord":
+    held_out = arrayrecord_source.open_split(config, config.eval_split, config.eval_size)
+    return [held_out[i] for i in range(min(config.eval_images, len(held_out)))]
   murals, size = _procedural_murals(config), config.eval_size
   corner = (config.image_size - size) // 2
   return [murals.crop(config.num_images + i, corner, corner, size, size) for i in range(config.eval_images)]
@@ -202,8 +226,12 @@ def _augment(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _damaged_example(image: np.ndarray, rng: np.random.Generator,
                      config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
-  """The degradation triplet of one image, its damaged input then corrupted as a photograph of it may be."""
-  example = degrade.degrade(image, rng, config.degradation)
+  """The degradation triplet of one image (or prepared record: its own damage or synthetic, as mask_mode says),
+  its damaged input then corrupted as a photograph of it may be."""
+  if config.source == "arrayrecord":
+    example = arrayrecord_source.damage(image, rng, config)
+  else:
+    example = degrade.degrade(image, rng, config.degradation)
   example["damaged"] = robustness.corrupt(example["damaged"], rng, config.corruption)
   if config.contours:
     example["contour"] = contours.contour_map(example["damaged"], example["mask"])
