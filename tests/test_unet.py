@@ -135,6 +135,10 @@ def test_bad_architectures_are_refused():
     UNetConfig(block_out_channels=(8, 16), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"))
   with pytest.raises(ValueError, match="multiples of norm_num_groups=32"):
     UNetConfig(block_out_channels=(8, 16))
+  with pytest.raises(ValueError, match=r"levels with attention, \[24\], must be multiples of attention_head_dim=16"):
+    UNetConfig(block_out_channels=(16, 24), attention_head_dim=16, norm_num_groups=8)
+  UNetConfig(block_out_channels=(16, 32), down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2,
+             attention_head_dim=32, norm_num_groups=8)  # 16 channels, but no attention at that level
 
 
 def test_a_fresh_controlnet_leaves_the_unet_output_exactly_unchanged(unet_and_params):

@@ -85,13 +85,16 @@ class UNetConfig:
     for kind, allowed in ((self.down_block_types, DOWN_BLOCK_TYPES), (self.up_block_types, UP_BLOCK_TYPES)):
       if set(kind) - set(allowed):
         raise ValueError(f"Unknown block types {sorted(set(kind) - set(allowed))}; use {list(allowed)}.")
-    for channels in self.block_out_channels:
-      if channels % self.norm_num_groups:
-        raise ValueError(f"block_out_channels {self.block_out_channels} must all be multiples of norm_num_groups="
-                         f"{self.norm_num_groups}.")
-      if self.attention_head_dim and channels % self.attention_head_dim:
-        raise ValueError(f"block_out_channels {self.block_out_channels} must all be multiples of "
-                         f"attention_head_dim={self.attention_head_dim}.")
+    if any(channels % self.norm_num_groups for channels in self.block_out_channels):
+      raise ValueError(f"block_out_channels {self.block_out_channels} must all be multiples of norm_num_groups="
+                       f"{self.norm_num_groups}.")
+    reversed_channels = self.block_out_channels[::-1]
+    attended = {self.block_out_channels[-1]}  # the mid block's
+    attended |= {c for c, kind in zip(self.block_out_channels, self.down_block_types) if kind.startswith("Attn")}
+    attended |= {c for c, kind in zip(reversed_channels, self.up_block_types) if kind.startswith("Attn")}
+    if self.attention_head_dim and any(channels % self.attention_head_dim for channels in attended):
+      raise ValueError(f"The channels of the levels with attention, {sorted(attended)}, must be multiples of "
+                       f"attention_head_dim={self.attention_head_dim}.")
 
   @property
   def size_multiple(self) -> int:

@@ -1,0 +1,131 @@
+"""DiffuMural (U-Net + ControlNet) train-step throughput and DDIM inpainting time on this machine (synthetic data).
+
+  python benchmarks/diffusion.py [--steps 3] [--sampling-steps 50] [--cases smoke_b2,paper_b1,paper_b2]
+
+Per case: parameter count, train-step compile time, seconds per step, images/s, FLOPs per step (XLA's
+cost analysis of the compiled step), then DDIM inpainting of one image: compile time and seconds per image.
+Sampling time is linear in the number of steps (each is one U-Net + ControlNet pass in one compiled scan), so
+`--sampling-steps` below 50 times fewer steps and scales the result to DDIM-50. Prints a table and writes
+benchmarks/results/diffusion.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import pathlib
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+
+from muraljax import tasks
+from muraljax.train.loop import make_train_step
+from muraljax.train.state import create_train_state, learning_rate_schedule, make_optimizer
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SIDE = 256
+CASES = {  # name: (config variant, global batch)
+    "smoke_b2": ("smoke", 2),
+    "paper_b1": ("paper", 1),
+    "paper_b2": ("paper", 2),
+}
+
+
+def load_config(variant: str):
+  spec = importlib.util.spec_from_file_location("diffumural_config", ROOT / "configs" / "diffumural.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(variant)
+
+
+def synthetic_batch(batch: int, side: int) -> dict[str, jax.Array]:
+  keys = jax.random.split(jax.random.PRNGKey(1), 3)
+  clean = jax.random.uniform(keys[0], (batch, side, side, 3))
+  mask = (jax.random.uniform(keys[1], (batch, side, side, 1)) < 0.2).astype(jnp.float32)
+  contour = (jax.random.uniform(keys[2], (batch, side, side, 1)) < 0.05).astype(jnp.float32)
+  return {"clean": clean, "mask": mask, "damaged": clean * (1 - mask), "contour": contour}
+
+
+def flops(compiled) -> float:
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0] if analysis else {}
+  return float((analysis or {}).get("flops", 0.0))
+
+
+def timed(fn, *args, repeats: int) -> float:
+  """Seconds per call after one warm-up call."""
+  jax.block_until_ready(fn(*args))
+  start = time.perf_counter()
+  for _ in range(repeats):
+    out = fn(*args)
+  jax.block_until_ready(out)
+  return (time.perf_counter() - start) / repeats
+
+
+def bench(variant: str, batch_size: int, steps: int, sampling_steps: int) -> dict[str, float]:
+  config = load_config(variant)
+  config.sampling.steps = sampling_steps
+  task = tasks.get_task(config)
+  batch = synthetic_batch(batch_size, SIDE)
+  tx = make_optimizer(config.optimizer, config.train.num_steps, task.trainable)
+  state = create_train_state(task, tx, jax.random.PRNGKey(0), batch)
+  step = jax.jit(make_train_step(task, learning_rate_schedule(config.optimizer, config.train.num_steps)))
+
+  start = time.perf_counter()
+  compiled_step = step.lower(state, batch).compile()
+  compile_s = time.perf_counter() - start
+  step_s = timed(lambda s: compiled_step(s, batch)[1], state, repeats=steps)
+
+  one_image = jax.tree.map(lambda x: x[:1], batch)
+  start = time.perf_counter()
+  compiled_predict = jax.jit(task.predict).lower(state.params, one_image).compile()
+  sample_compile_s = time.perf_counter() - start
+  sample_s = timed(compiled_predict, state.params, one_image, repeats=1)
+  return {
+      "params": sum(x.size for x in jax.tree.leaves(state.params)),
+      "unet_params": sum(x.size for x in jax.tree.leaves(state.params["unet"])),
+      "batch": batch_size, "side": SIDE, "compile_s": compile_s, "step_s": step_s,
+      "images_per_s": batch_size / step_s, "flops_per_step": flops(compiled_step),
+      "sampling_steps_timed": sampling_steps, "sample_compile_s": sample_compile_s,
+      "ddim50_s_per_image": sample_s * 50 / sampling_steps,
+  }
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--steps", type=int, default=3, help="Timed train steps per case (after one warm-up step).")
+  parser.add_argument("--sampling-steps", type=int, default=50,
+                      help="DDIM steps of the timed inpainting (the table scales the time to 50 steps).")
+  parser.add_argument("--cases", default=",".join(CASES), help=f"Comma-separated subset of {list(CASES)}.")
+  parser.add_argument("--one", choices=list(CASES), help="Run one case in this process and print its JSON.")
+  args = parser.parse_args()
+  if args.one:
+    print(json.dumps(bench(*CASES[args.one], steps=args.steps, sampling_steps=args.sampling_steps)))
+    return
+
+  results = {}
+  print(f"DiffuMural at {SIDE} px on {jax.devices()[0].device_kind} x{jax.device_count()} (U-Net + ControlNet)")
+  print(f"{'case':<10}{'params':>13}{'batch':>6}{'compile s':>11}{'step s':>9}{'img/s':>8}{'GFLOP/step':>12}"
+        f"{'GFLOP/s':>9}{'DDIM compile s':>16}{'DDIM-50 s/img':>15}")
+  for name in args.cases.split(","):
+    # A fresh process per case, so one case's compiled programs and memory do not slow the next.
+    child = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(args.steps),
+                            "--sampling-steps", str(args.sampling_steps)], capture_output=True, text=True,
+                           check=True)
+    r = results[name] = json.loads(child.stdout.strip().splitlines()[-1])
+    print(f"{name:<10}{r['params']:>13,}{r['batch']:>6}{r['compile_s']:>11.1f}{r['step_s']:>9.2f}"
+          f"{r['images_per_s']:>8.2f}{r['flops_per_step'] / 1e9:>12.1f}{r['flops_per_step'] / r['step_s'] / 1e9:>9.1f}"
+          f"{r['sample_compile_s']:>16.1f}{r['ddim50_s_per_image']:>15.1f}")
+  out = ROOT / "benchmarks" / "results" / "diffusion.json"
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_text(json.dumps({"device": jax.devices()[0].device_kind, "results": results}, indent=2))
+  print(f"Wrote {out}")
+
+
+if __name__ == "__main__":
+  main()
