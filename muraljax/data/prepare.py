@@ -43,7 +43,8 @@ def build(name: str, manual_dir: str, data_dir: str | None = None, tile_size: in
     predefined = {c.name for c in datasets.MuralFolder.BUILDER_CONFIGS}
     options["config"] = config.name if config.name in predefined else config
   builder = datasets.BUILDERS[name](data_dir=data_dir, file_format="array_record", **options)
-  mode = tfds.download.GenerateMode.FORCE_REDOWNLOAD if overwrite else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
+  modes = tfds.download.GenerateMode
+  mode = modes.FORCE_REDOWNLOAD if overwrite else modes.REUSE_DATASET_IF_EXISTS
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir,
                                                                              download_mode=mode))
   return builder

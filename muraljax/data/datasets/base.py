@@ -12,7 +12,8 @@ Every record holds one painting (or one tile of a large photograph) and, when th
 Records are written in key order (shuffling happens when reading). Examples that cannot be used are skipped,
 never silently: each is logged and listed in the build report, which is kept with the dataset
 (`metadata.json` -> 'report', per split: records, records with a mask and paintings written, the keys or paths
-skipped per reason, the masks resized). A split with nothing usable stops the build with a DataError that says what was found.
+skipped per reason, the masks resized). A split with nothing usable stops the build with a DataError that says
+what was found.
 """
 
 from __future__ import annotations
