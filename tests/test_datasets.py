@@ -180,6 +180,7 @@ config.update(source="arrayrecord", dataset=sys.argv[1], mask_mode="synthetic", 
 loader = pipeline.train_loader(config, global_batch_size=2, seed=5, shard_index=int(sys.argv[2]), shard_count=2)
 iterator = iter(loader)
 print(json.dumps([int(round(next(iterator)["clean"][0, 0, 0, 0] * 255)) for _ in range(4)]))
+assert "tensorflow" not in sys.modules, "reading imported TensorFlow"
 """
 
 

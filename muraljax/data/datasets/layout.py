@@ -1,7 +1,7 @@
 """Finding the images of a mural dataset on disk: which file is whose ground truth, mask or deteriorated image.
 
-A file's place comes from its path relative to the root, read as lowercase words (split at `_`, `-`, `.`,
-spaces and case changes are not needed: everything is compared lowercased):
+A file's place comes from its path relative to the root, read as words (separated by `_`, `-`, `.` or spaces)
+compared in lower case:
 
 * split: the first directory word that is a split name (`train`, `test`, `val`, `validation`), e.g.
   `train_GT/`, `test/`, `Dunhuang/train/`;
