@@ -91,15 +91,16 @@ def main(argv: list[str]) -> None:
   if flags.FLAGS.distributed or (flags.FLAGS.distributed is None and _is_multiprocess_environment()):
     _initialize_distributed()
   # Imported after distributed initialisation: nothing may touch the devices before it.
-  from muraljax.data.errors import DataError  # pylint: disable=g-import-not-at-top
-  from muraljax.train import loop, sharding  # pylint: disable=g-import-not-at-top
+  from muraljax.train import loop  # pylint: disable=g-import-not-at-top
 
   config = flags.FLAGS.config
   logging.info("Config:\n%s", config)
   try:
     loop.run(config, flags.FLAGS.workdir)
-  except (DataError, sharding.ShardingError, loop.TrainingDiverged) as e:
-    logging.error("%s", e)
+  # Bad input anywhere (data, mesh, model settings, init_from) is a ValueError that names the fix; the run
+  # diverging is the one runtime failure reported the same way.
+  except (ValueError, loop.TrainingDiverged) as e:
+    logging.debug("Stopped by", exc_info=e)
     sys.exit(f"Error: {e}")
 
 

@@ -65,3 +65,11 @@ def test_a_missing_coordinator_is_reported_before_any_compilation(tmp_path):
   env = {"JAX_COORDINATOR_ADDRESS": "127.0.0.1:1", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"}
   result = train(tmp_path, "--coordinator_timeout=2", env=env)
   assert_one_sentence_error(result, "no coordinator answered at 127.0.0.1:1")
+
+
+def test_a_model_setting_out_of_range_is_reported(tmp_path):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  command = [sys.executable, "-m", "muraljax.main", "--config", "configs/car.py:smoke", f"--workdir={tmp_path}",
+             "--config.model.scale=3"]
+  result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert_one_sentence_error(result, "Error:", "3")
