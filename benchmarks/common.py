@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from muraljax import tasks
+from muraljax.train import sharding
 from muraljax.train.loop import make_train_step
 from muraljax.train.state import create_train_state, learning_rate_schedule, make_optimizer
 
@@ -56,17 +57,28 @@ def synthetic_batch(batch: int, side: int) -> dict[str, jax.Array]:
   return {"clean": clean, "mask": mask, "damaged": clean * (1 - mask)}
 
 
-def bench_train_step(config, batch_size: int, side: int, steps: int) -> tuple[dict[str, float], Any]:
+def bench_train_step(config, batch_size: int, side: int, steps: int,
+                     mesh: jax.sharding.Mesh | None = None) -> tuple[dict[str, float], Any]:
   """Compiles the trainer's step for `config` on a synthetic batch and times `steps` steps after one warm-up.
 
+  With a `mesh`, the batch and the state are laid out on it as the trainer does (`config.mesh` rules).
   Returns the STEP_COLUMNS measurements and the compiled step (for further analysis).
   """
   task = tasks.get_task(config)
   batch = synthetic_batch(batch_size, side)
   tx = make_optimizer(config.optimizer, config.train.num_steps, getattr(task, "trainable", None))
-  state = create_train_state(task, tx, jax.random.PRNGKey(0), batch)
-  step = jax.jit(make_train_step(task, learning_rate_schedule(config.optimizer, config.train.num_steps)),
-                 donate_argnums=0)
+  train_step = make_train_step(task, learning_rate_schedule(config.optimizer, config.train.num_steps))
+  if mesh is None:
+    state = create_train_state(task, tx, jax.random.PRNGKey(0), batch)
+    step = jax.jit(train_step, donate_argnums=0)
+  else:
+    batch = jax.device_put(batch, sharding.batch_sharding(mesh))
+    state = create_train_state(
+        task, tx, jax.random.PRNGKey(0), {k: v[:1] for k, v in batch.items()},
+        lambda abstract: sharding.state_shardings(abstract, mesh, config.mesh.fsdp_min_size))
+    state_shardings = jax.tree.map(lambda x: x.sharding, state)
+    step = jax.jit(train_step, in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
+                   out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
 
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()

@@ -12,66 +12,28 @@ efficiency there measures overheads, not real parallel speed-up.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import pathlib
 import subprocess
 import sys
-import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def load_config(variant: str):
-  spec = importlib.util.spec_from_file_location("hinet_config", ROOT / "configs" / "hinet.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
-
-
 def run_case(variant: str, devices: int, mode: str, per_device_batch: int, steps: int,
              patch: int) -> dict[str, float]:
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-
-  from muraljax import tasks  # pylint: disable=g-import-not-at-top
+  import common  # pylint: disable=g-import-not-at-top
   from muraljax.train import sharding  # pylint: disable=g-import-not-at-top
-  from muraljax.train.loop import make_train_step  # pylint: disable=g-import-not-at-top
-  from muraljax.train.state import create_train_state, learning_rate_schedule, make_optimizer  # pylint: disable=g-import-not-at-top
 
-  config = load_config(variant)
+  config = common.load_config("hinet", variant)
   config.mesh.shape = {"data": -1, "fsdp": 1} if mode == "data" else {"data": 1, "fsdp": -1}
   config.mesh.fsdp_min_size = 1024
-  config.data.patch_size = patch or config.data.patch_size
-  mesh = sharding.make_mesh(config.mesh)
-  task = tasks.get_task(config)
-  side = config.data.patch_size
-  batch_size = per_device_batch * devices
-  keys = jax.random.split(jax.random.PRNGKey(1), 2)
-  clean = jax.random.uniform(keys[0], (batch_size, side, side, 3))
-  mask = (jax.random.uniform(keys[1], (batch_size, side, side, 1)) < 0.2).astype(jnp.float32)
-  batch = jax.device_put({"clean": clean, "mask": mask, "damaged": clean * (1 - mask)},
-                         sharding.batch_sharding(mesh))
-  tx = make_optimizer(config.optimizer, config.train.num_steps)
-  state = create_train_state(task, tx, jax.random.PRNGKey(0), {k: v[:1] for k, v in batch.items()},
-                             lambda abstract: sharding.state_shardings(abstract, mesh, config.mesh.fsdp_min_size))
-  state_shardings = jax.tree.map(lambda x: x.sharding, state)
-  step = jax.jit(make_train_step(task, learning_rate_schedule(config.optimizer, config.train.num_steps)),
-                 in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
-                 out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
-  compiled = step.lower(state, batch).compile()
-  memory = compiled.memory_analysis()
-  state, metrics = compiled(state, batch)
-  jax.block_until_ready(metrics)
-  start = time.perf_counter()
-  for _ in range(steps):
-    state, metrics = compiled(state, batch)
-  jax.block_until_ready(metrics)
-  seconds = (time.perf_counter() - start) / steps
-  return {"devices": devices, "mode": mode, "global_batch": batch_size, "step_s": seconds,
-          "images_per_s": batch_size / seconds,
-          "per_device_mb": (memory.argument_size_in_bytes + memory.temp_size_in_bytes) / 2**20}
+  side = patch or config.data.patch_size
+  result, _ = common.bench_train_step(config, per_device_batch * devices, side, steps,
+                                      mesh=sharding.make_mesh(config.mesh))
+  return {"devices": devices, "mode": mode, "global_batch": result["batch"], "step_s": result["step_s"],
+          "images_per_s": result["images_per_s"], "per_device_mb": result["xla_args_mb"] + result["xla_temp_mb"]}
 
 
 def main() -> None:
