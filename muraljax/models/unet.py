@@ -105,7 +105,10 @@ class UNetConfig:
     """Raises ValueError naming valid sizes when height or width is not a multiple of `size_multiple`."""
     m = self.size_multiple
     if height % m or width % m:
-      nearest = lambda side: f"{side - side % m} or {side - side % m + m}" if side % m else str(side)
+      def nearest(side: int) -> str:
+        lower = side - side % m
+        return str(side) if not side % m else f"{lower} or {lower + m}" if lower else str(m)
+
       raise ValueError(f"The U-Net downsamples {len(self.block_out_channels) - 1} times, so image sides must be "
                        f"multiples of {m}; got {height}x{width}: pad or crop to {nearest(height)} x "
                        f"{nearest(width)}.")
