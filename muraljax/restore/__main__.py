@@ -1,0 +1,149 @@
+"""Restore a photograph of a damaged wall with a trained muraljax model, and document the intervention.
+
+    python -m muraljax.restore --checkpoint runs/hinet --image wall.jpg --mask wall-mask.png --out wall-restored
+    python -m muraljax.restore --checkpoint runs/hinet --image wall.jpg --detect-damage --out wall-proposal
+    python -m muraljax.restore --checkpoint runs/diffumural --image wall.jpg --mask m.png --out r --samples 8 --seed 1
+
+The output folder holds restored.png, mask.png, comparison.png and provenance.json (plus uncertainty.png/.tiff and
+samples/ for DiffuMural, damage_score.png with --detect-damage); see muraljax/restore/__init__.py. The folder is
+written in one step at the end (nothing half-written), an existing one is replaced only with --overwrite, and the
+input files are only read. A mistake stops the command with one sentence saying what to do (exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+
+from muraljax.evaluate.images import save_png, to_uint8
+from muraljax.restore import damage_detection, figures, io, provenance
+from muraljax.restore.errors import RestoreError
+from muraljax.restore.model import MODELS, TrainedModel, load_model
+from muraljax.restore.restoration import Restorer, Result, Settings
+
+DEFAULT_DIFFUSION_SAMPLES = 4
+
+
+def parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog="python -m muraljax.restore", description=__doc__.split("\n\n")[0])
+  p.add_argument("--checkpoint", required=True,
+                 help="a muraljax training workdir (latest step), its checkpoints/ folder or a checkpoints/<step>")
+  p.add_argument("--image", required=True, help="the photograph (JPEG, PNG, TIFF, ...); it is only read")
+  damage = p.add_mutually_exclusive_group()
+  damage.add_argument("--mask", help="damage mask drawn on the upright photograph: white = damaged, black or "
+                      f"transparent = intact, grey thresholded at {io.MASK_THRESHOLD:.0%}")
+  damage.add_argument("--detect-damage", action="store_true",
+                      help="propose a mask (saved as mask.png to edit and re-use with --mask) and restore with it")
+  damage.add_argument("--enhance", action="store_true",
+                      help="global enhancement: replace every pixel by the blind model's output (hinet, arin)")
+  p.add_argument("--out", required=True, help="the output folder to create")
+  p.add_argument("--model", choices=MODELS, help="the family the checkpoint must hold (default: as trained)")
+  p.add_argument("--samples", type=int, help="DiffuMural restorations to draw for the mean and uncertainty map "
+                 f"(default {DEFAULT_DIFFUSION_SAMPLES}; 1 for the deterministic hinet and arin)")
+  p.add_argument("--seed", type=int, default=0, help="DiffuMural sampling seed (same seed, same result)")
+  p.add_argument("--tile", type=int, default=256, help="tile side in pixels")
+  p.add_argument("--overlap", type=int, default=32, help="least overlap of neighbouring tiles in pixels")
+  p.add_argument("--batch", type=int, default=4, help="tiles per model call (lower it when memory runs out)")
+  p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+  p.add_argument("--invert-mask", action="store_true", help="the mask is drawn black = damaged")
+  p.add_argument("--detect-threshold", type=float, default=damage_detection.THRESHOLD,
+                 help="--detect-damage: the blind model's per-pixel change above which a pixel is proposed")
+  return p
+
+
+def _log(message: str) -> None:
+  print(message, file=sys.stderr, flush=True)
+
+
+def _damage(args: argparse.Namespace, photo: io.Photograph, restorer: Restorer,
+            model: TrainedModel) -> tuple[io.Mask, np.ndarray | None, np.ndarray | None]:
+  """The mask to restore with, the blind model's whole-image output when detection computed it, and the
+  detection's damage score [H, W] (None unless detecting with a blind model)."""
+  height, width = photo.pixels.shape[:2]
+  if args.mask:
+    return io.read_mask(args.mask, height, width, args.invert_mask), None, None
+  if args.enhance:
+    return io.Mask(np.ones((height, width), bool), {"kind": "whole image (--enhance)"}, []), None, None
+  image = photo.pixels.astype(np.float32) / 255.0
+  prediction = None
+  if model.blind:
+    _log("Detecting damage: restoring the whole image with the blind model.")
+    prediction = restorer.predict(image, np.ones((height, width), bool), list(range(len(restorer.tiling.boxes))))
+  damaged, method = damage_detection.propose_mask(image, prediction, args.detect_threshold)
+  notes = ["mask.png was proposed by --detect-damage: check it, edit it (white = damaged) and re-run with "
+           "--mask to restore with your corrections."]
+  if not model.blind:
+    notes.append("diffumural needs a mask, so only the image cues (exposed plaster, digital black/white fills) "
+                 "were used; a hinet or arin checkpoint also proposes the damage it recognises.")
+  score = None if prediction is None else damage_detection.residual(image, prediction)
+  return io.Mask(damaged, {"kind": "detected", **method}, notes), prediction, score
+
+
+def _write_outputs(out: io.OutputFolder, photo: io.Photograph, mask: io.Mask, result: Result,
+                   score: np.ndarray | None, threshold: float) -> None:
+  """Every image output; damage_score.png shows the detection's `score` with `threshold` as mid-grey."""
+  save_png(out.file("restored.png"), io.as_saved(result.restored, photo.grayscale))
+  save_png(out.file("mask.png"), np.where(mask.damaged, 255, 0).astype(np.uint8))
+  if result.uncertainty is not None:
+    save_png(out.file("uncertainty.png"), figures.uncertainty_image(result.uncertainty))
+    Image.fromarray(result.uncertainty).save(out.file("uncertainty.tiff"))
+  if score is not None:
+    save_png(out.file("damage_score.png"), to_uint8(score / (2 * threshold)))
+  save_png(out.file("comparison.png"),
+           figures.comparison(photo.pixels, mask.damaged, result.restored, result.uncertainty))
+
+
+def run(argv: list[str]) -> str:
+  """Restores as `argv` asks; returns the output folder."""
+  args = parser().parse_args(argv)
+  started, clock = provenance.now(), time.perf_counter()
+  Image.MAX_IMAGE_PIXELS = None  # whole-wall photographs exceed PIL's decompression-bomb guard; they are the user's
+  if not (args.mask or args.detect_damage or args.enhance):
+    raise RestoreError("Say which pixels to restore: pass --mask, or --detect-damage to propose a mask, or "
+                       "--enhance to restore every pixel.")
+  protected = [path for path in (args.image, args.mask, args.checkpoint) if path]
+  out = io.OutputFolder(args.out, args.overwrite, protected)
+  photo = io.read_photograph(args.image)
+  model = load_model(args.checkpoint, args.model)
+  samples = args.samples or (1 if model.blind else DEFAULT_DIFFUSION_SAMPLES)
+  settings = Settings(args.tile, args.overlap, args.batch, samples, args.seed, args.enhance)
+  restorer = Restorer(model, settings, *photo.pixels.shape[:2], _log)
+  for note in photo.notes:
+    _log(note)
+  with out:
+    mask, prediction, score = _damage(args, photo, restorer, model)
+    for note in mask.notes:
+      _log(note)
+    save_sample = lambda k, image: save_png(out.file(f"samples/sample_{k + 1:02d}.png"),
+                                            io.as_saved(image, photo.grayscale))
+    result = restorer.restore(photo.pixels, mask.damaged, prediction, save_sample)
+    for note in result.notes:
+      _log(note)
+    _write_outputs(out, photo, mask, result, score, args.detect_threshold)
+    outputs = out.hashes()
+    record = provenance.record(
+        command=["python", "-m", "muraljax.restore", *argv], started=started,
+        seconds=time.perf_counter() - clock, photo=photo, mask=mask, model=model, settings=settings, result=result,
+        compute_seconds=restorer.compute_seconds, outputs=outputs)
+    out.file("provenance.json").write_text(json.dumps(record, indent=2) + "\n")
+    out.commit()
+  _log(f"Wrote {out.path}: {', '.join(sorted([*outputs, 'provenance.json']))}.")
+  return str(out.path)
+
+
+def main(argv: list[str] | None = None) -> int:
+  try:
+    run(sys.argv[1:] if argv is None else argv)
+  except RestoreError as error:
+    print(f"Error: {error}", file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

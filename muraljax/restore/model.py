@@ -1,0 +1,154 @@
+"""A trained model for restoration: rebuilt from its run's config.json, params from its Orbax checkpoint, and
+wrapped as a function of fixed-size tile batches (`muraljax.restore.tiling.TileFn`)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from muraljax import tasks
+from muraljax.data.contours import contour_map
+from muraljax.models.ops import crop_to, pad_to_multiple
+from muraljax.restore.errors import RestoreError
+from muraljax.restore.io import sha256_folder
+from muraljax.restore.tiling import TileFn
+from muraljax.train import init_from
+
+BLIND_MODELS = ("hinet", "arin")  # see only the damaged image; the mask decides which of their pixels are kept
+MODELS = BLIND_MODELS + ("diffumural",)  # inpaints the masked pixels, sampling with a seed
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedModel:
+  """A model family's task with the params of one checkpoint (`step_dir`, a checkpoints/<step> folder)."""
+
+  name: str
+  config: ml_collections.ConfigDict
+  task: Any
+  params: Any
+  step_dir: Path
+  sha256: str
+
+  @property
+  def blind(self) -> bool:
+    return self.name in BLIND_MODELS
+
+  @property
+  def num_params(self) -> int:
+    return sum(math.prod(x.shape) for x in jax.tree.leaves(self.params))
+
+
+def _config_file(step_dir: Path) -> Path:
+  """The run's config.json: in the workdir two levels above <workdir>/checkpoints/<step>."""
+  for folder in (step_dir, *step_dir.parents[:2]):
+    if (folder / "config.json").is_file():
+      return folder / "config.json"
+  raise RestoreError(f"No config.json (the training run's config) next to the checkpoint {str(step_dir)!r}; pass "
+                     "the workdir of a muraljax training run as --checkpoint.")
+
+
+def read_run(checkpoint: str) -> tuple[Path, ml_collections.ConfigDict]:
+  """The checkpoints/<step> folder that `checkpoint` designates (a workdir, its checkpoints/ folder or one step
+  folder; the latest step by default) and the config its run was trained with (the workdir's config.json)."""
+  try:
+    step_dir = Path(init_from.state_item_dir(checkpoint)).parent
+  except init_from.InitFromError:
+    raise RestoreError(f"--checkpoint {checkpoint!r} holds no muraljax checkpoint; pass a training workdir, its "
+                       "checkpoints/ folder or one checkpoints/<step> folder.") from None
+  config_path = _config_file(step_dir)
+  try:
+    return step_dir, ml_collections.ConfigDict(json.loads(config_path.read_text()))
+  except json.JSONDecodeError as error:
+    raise RestoreError(f"{str(config_path)!r} is not valid JSON ({error}); restore the run's config.json.") from None
+
+
+def load_model(checkpoint: str, name: str | None = None) -> TrainedModel:
+  """The model trained in `checkpoint` (see `read_run`); `name`, when given, must be the family it was trained
+  as."""
+  step_dir, config = read_run(checkpoint)
+  trained_as = config.get("task")
+  if name is not None and name != trained_as:
+    raise RestoreError(f"The checkpoint {str(step_dir)!r} holds a {trained_as!r} model, not {name!r}; pass "
+                       f"--model {trained_as} or a checkpoint trained as {name}.")
+  if trained_as not in MODELS:
+    raise RestoreError(f"The checkpoint {str(step_dir)!r} holds a {trained_as!r} model, which does not restore "
+                       f"murals; use a checkpoint of one of {list(MODELS)}.")
+  task = tasks.get_task(config)
+  side = config.data.patch_size
+  example = {"damaged": jnp.zeros((1, side, side, 3)), "clean": jnp.zeros((1, side, side, 3)),
+             "mask": jnp.zeros((1, side, side, 1))}
+  target = jax.eval_shape(task.init, jax.random.PRNGKey(0), example)
+  try:
+    params = init_from.restore_params(str(step_dir), target)
+  except init_from.InitFromError as error:
+    found = re.search(r"\((\d+) differences: (.*)\); ", str(error))
+    differences = f"{found.group(1)} differences, e.g. {'; '.join(found.group(2).split('; ')[:3])}" if found else error
+    raise RestoreError(f"The checkpoint {str(step_dir)!r} does not hold the {trained_as} model its config.json "
+                       f"describes ({differences}); pass the workdir of the run that trained it.") from None
+  return TrainedModel(trained_as, config, task, params, step_dir, sha256_folder(step_dir / "state"))
+
+
+def _diffusion_seeds(seed: int, sample: int, tile_indices: np.ndarray) -> np.ndarray:
+  """int32 [B]: a seed per tile from (seed, sample number, tile index), so results do not depend on batching."""
+  return np.array([np.random.SeedSequence([seed, sample, int(i)]).generate_state(1)[0] >> 1 for i in tile_indices],
+                  np.int32)
+
+
+class TilePredictor:
+  """`model` compiled once for batches of `batch_size` tiles of `tile_shape`; `tile_fn` gives the TileFn."""
+
+  def __init__(self, model: TrainedModel, batch_size: int, tile_shape: tuple[int, int]):
+    self.model = model
+    self.params = jax.device_put(model.params)
+    shape = (batch_size, *tile_shape)
+    started = time.perf_counter()
+    if model.blind:
+      spec = jax.ShapeDtypeStruct((*shape, 3), jnp.float32)
+      self._compiled = jax.jit(self._blind).lower(self.params, spec).compile()
+    else:
+      channels = {"damaged": 3, "mask": 1} | ({"contour": 1} if model.task.use_contours else {})
+      specs = {name: jax.ShapeDtypeStruct((*shape, c), jnp.float32) for name, c in channels.items()}
+      seeds = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
+      self._compiled = jax.jit(self._diffusion).lower(self.params, specs, seeds).compile()
+    self.compile_seconds = time.perf_counter() - started
+
+  def _blind(self, params: Any, damaged: jax.Array) -> jax.Array:
+    batch = {"damaged": damaged, "clean": damaged, "mask": jnp.zeros_like(damaged[..., :1])}
+    return self.model.task.predict(params, batch)
+
+  def _diffusion(self, params: Any, batch: dict[str, jax.Array], seeds: jax.Array) -> jax.Array:
+    multiple = self.model.task.unet_config.size_multiple
+    size = batch["damaged"].shape[1:3]
+    batch = {name: pad_to_multiple(value, multiple)[0] for name, value in batch.items()}
+
+    def sample_one(example: dict[str, jax.Array], seed: jax.Array) -> jax.Array:
+      # DiffusionTask.predict samples with the key PRNGKey(task.sampling_seed); a copy of the task with a traced
+      # seed gives every tile its own noise from one compiled function.
+      task = copy.copy(self.model.task)
+      task.sampling_seed = seed
+      return task.predict(params, {name: value[None] for name, value in example.items()})[0]
+
+    return crop_to(jax.vmap(sample_one)(batch, seeds), size)
+
+  def tile_fn(self, seed: int = 0, sample: int = 0) -> TileFn:
+    """The TileFn of this model; DiffuMural's tiles are sampled with seeds from (`seed`, `sample`, tile index)."""
+    if self.model.blind:
+      return lambda batch, tile_indices: self._compiled(self.params, batch["damaged"])
+
+    def diffusion_fn(batch: dict[str, np.ndarray], tile_indices: np.ndarray) -> jax.Array:
+      if self.model.task.use_contours:
+        batch = batch | {"contour": np.stack([contour_map(d, m) for d, m in zip(batch["damaged"], batch["mask"])])}
+      return self._compiled(self.params, batch, _diffusion_seeds(seed, sample, tile_indices))
+
+    return diffusion_fn

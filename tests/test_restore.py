@@ -1,0 +1,402 @@
+"""The conservator's tool end to end (python -m muraljax.restore): outputs, provenance and hashes, intact pixels,
+orientation, input formats, damage detection, DiffuMural sampling, and one clear sentence for each bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import REPO, load_config
+from PIL import Image
+
+from muraljax import tasks
+from muraljax.data.folder import load_image
+from muraljax.data.murals import generate_mural
+from muraljax.restore import figures
+from muraljax.restore.__main__ import main
+from muraljax.restore.model import TrainedModel
+from muraljax.restore.restoration import Restorer, Settings
+from muraljax.train import loop
+
+HEIGHT, WIDTH = 96, 128
+SMALL = ["--tile", "64", "--overlap", "16"]
+PROVENANCE_FIELDS = {"tool", "command", "started", "finished", "seconds", "input", "mask", "model", "restoration",
+                     "uncertainty", "outputs", "software", "notes"}
+
+
+def tiny_hinet_config():
+  """The smoke HINet shrunk to 2 levels of width 4 on 32 px patches, trained for 2 steps on one device."""
+  c = load_config("hinet", "smoke")
+  c.model.wf, c.model.depth = 4, 2
+  c.data.image_size, c.data.patch_size, c.data.eval_size, c.data.eval_images = 48, 32, 32, 2
+  c.train.batch_size, c.train.num_steps, c.train.log_every = 4, 2, 1
+  c.train.eval_every, c.train.checkpoint_every = 0, 2
+  c.mesh.num_devices = 1
+  return c
+
+
+def tiny_diffumural_config():
+  """A two-level DiffuMural without attention, on 16 px patches, sampling with 2 DDIM steps."""
+  c = load_config("diffumural", "smoke")
+  c.model.block_out_channels = (8, 16)
+  c.model.down_block_types = ("DownBlock2D", "DownBlock2D")
+  c.model.up_block_types = ("UpBlock2D", "UpBlock2D")
+  c.model.attention_head_dim, c.model.norm_num_groups = 8, 4
+  c.model.controlnet_conditioning_channels = (4, 8)
+  c.sampling.steps = 2
+  c.data.image_size, c.data.patch_size, c.data.eval_size, c.data.eval_images = 32, 16, 16, 2
+  c.train.batch_size, c.train.num_steps, c.train.log_every = 2, 1, 1
+  c.train.eval_every, c.train.checkpoint_every = 0, 1
+  c.mesh.num_devices = 1
+  return c
+
+
+@pytest.fixture(scope="module")
+def hinet_run(tmp_path_factory) -> pathlib.Path:
+  """The workdir of a tiny HINet training (checkpoints/2 and the config.json the trainer writes)."""
+  workdir = tmp_path_factory.mktemp("hinet-run")
+  loop.run(tiny_hinet_config(), str(workdir))
+  return workdir
+
+
+@pytest.fixture
+def wall(tmp_path) -> tuple[pathlib.Path, pathlib.Path, np.ndarray]:
+  """A procedural mural photograph with a black-filled hole, its mask file, and the mask bool [H, W]."""
+  image = generate_mural(7, HEIGHT, WIDTH)
+  damaged = np.zeros((HEIGHT, WIDTH), bool)
+  damaged[30:52, 40:90] = True
+  damaged[70:74, 10:120] = True
+  image[damaged] = 0
+  Image.fromarray(image).save(tmp_path / "wall.png")
+  Image.fromarray(np.where(damaged, 255, 0).astype(np.uint8)).save(tmp_path / "mask.png")
+  return tmp_path / "wall.png", tmp_path / "mask.png", damaged
+
+
+def restore(capsys, *args) -> tuple[int, str]:
+  """Runs the command line in this process; returns its exit status and stderr."""
+  status = main([str(a) for a in args])
+  return status, capsys.readouterr().err
+
+
+def sha256(path: pathlib.Path) -> str:
+  return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def folder_sha256(folder: pathlib.Path) -> str:
+  """The checkpoint hash as provenance.json documents it, computed independently."""
+  lines = "".join(f"{p.relative_to(folder).as_posix()}\0{sha256(p)}\n"
+                  for p in sorted(folder.rglob("*")) if p.is_file())
+  return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def read(path: pathlib.Path) -> np.ndarray:
+  return np.asarray(Image.open(path))
+
+
+def assert_nothing_written(out: pathlib.Path) -> None:
+  assert not out.exists()
+  assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]
+
+
+def test_a_restoration_writes_every_output_documents_it_and_keeps_intact_pixels(hinet_run, wall, tmp_path, capsys):
+  image_path, mask_path, damaged = wall
+  image_hash = sha256(image_path)
+  out = tmp_path / "out"
+  status, err = restore(capsys, "--checkpoint", hinet_run, "--image", image_path, "--mask", mask_path, "--out", out,
+                        *SMALL)
+  assert status == 0, err
+  assert "Restoring" in err and "tiles [" in err  # the plan and the progress bar
+  assert sorted(p.name for p in out.iterdir()) == ["comparison.png", "mask.png", "provenance.json", "restored.png"]
+  assert sha256(image_path) == image_hash  # the input is only read
+  original, restored = read(image_path), read(out / "restored.png")
+  assert restored.shape == original.shape
+  np.testing.assert_array_equal(restored[~damaged], original[~damaged])
+  assert (restored[damaged] != original[damaged]).any()
+  np.testing.assert_array_equal(read(out / "mask.png") == 255, damaged)
+
+  record = json.loads((out / "provenance.json").read_text())
+  assert set(record) == PROVENANCE_FIELDS
+  assert record["input"]["sha256"] == image_hash
+  assert (record["input"]["width"], record["input"]["height"]) == (WIDTH, HEIGHT)
+  assert record["mask"]["source"]["sha256"] == sha256(mask_path)
+  assert record["mask"]["statistics"]["damaged_pixels"] == damaged.sum()
+  assert record["mask"]["statistics"]["regions"] == 2
+  assert record["model"]["name"] == "hinet" and record["model"]["step"] == 2
+  assert record["model"]["checkpoint_sha256"] == folder_sha256(hinet_run / "checkpoints" / "2" / "state")
+  assert record["model"]["config"] == json.loads((hinet_run / "config.json").read_text())
+  assert record["outputs"] == {name: sha256(out / name) for name in ("comparison.png", "mask.png", "restored.png")}
+  assert record["restoration"]["seed"] == 0 and record["restoration"]["mode"] == "inpaint"
+  assert record["restoration"]["tiles"] == 6 and record["restoration"]["tiles_restored"] == 6
+  assert {"jax", "flax", "numpy", "pillow"} <= set(record["software"]["packages"])
+  assert record["started"] <= record["finished"]
+
+
+def test_an_exif_rotated_photograph_comes_back_upright_at_its_size(hinet_run, tmp_path, capsys):
+  stored = generate_mural(3, WIDTH, HEIGHT)  # stored 96 wide, 128 high; orientation 6 turns it to 128 x 96
+  exif = Image.Exif()
+  exif[0x0112] = 6
+  Image.fromarray(stored).save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+  upright = load_image(str(tmp_path / "rotated.jpg"))
+  assert upright.shape == (HEIGHT, WIDTH, 3)
+  damaged = np.zeros((HEIGHT, WIDTH), bool)
+  damaged[10:30, 20:60] = True
+  Image.fromarray(np.where(damaged, 255, 0).astype(np.uint8)).save(tmp_path / "mask.png")
+  status, err = restore(capsys, "--checkpoint", hinet_run, "--image", tmp_path / "rotated.jpg", "--mask",
+                        tmp_path / "mask.png", "--out", tmp_path / "out", *SMALL)
+  assert status == 0, err
+  restored = read(tmp_path / "out" / "restored.png")
+  assert restored.shape == upright.shape
+  np.testing.assert_array_equal(restored[~damaged], upright[~damaged])
+  record = json.loads((tmp_path / "out" / "provenance.json").read_text())
+  assert record["input"]["exif_orientation"] == 6 and "EXIF orientation 6" in record["notes"][0]
+
+  Image.fromarray(np.zeros((WIDTH, HEIGHT), np.uint8)).save(tmp_path / "stored-mask.png")  # drawn unrotated
+  status, err = restore(capsys, "--checkpoint", hinet_run, "--image", tmp_path / "rotated.jpg", "--mask",
+                        tmp_path / "stored-mask.png", "--out", tmp_path / "out2")
+  assert status == 2 and "is 96x128 but the upright image is 128x96" in err
+
+
+def _gray16(image: np.ndarray, path: pathlib.Path) -> None:
+  Image.fromarray((image.mean(axis=-1) * 257).astype(np.uint16)).save(path)
+
+
+def _rgba(image: np.ndarray, path: pathlib.Path) -> None:
+  alpha = np.full(image.shape[:2], 255, np.uint8)
+  alpha[:, :8] = 0  # a transparent strip, composited onto white
+  Image.fromarray(np.dstack([image, alpha])).save(path)
+
+
+def _gray8(image: np.ndarray, path: pathlib.Path) -> None:
+  Image.fromarray(image).convert("L").save(path)
+
+
+@pytest.mark.parametrize("write, note, channels", [(_gray16, "16-bit", 1), (_rgba, "Transparent", 3),
+                                                   (_gray8, "Grayscale", 1)])
+def test_16_bit_transparent_and_grayscale_photographs_are_restored(hinet_run, wall, tmp_path, capsys, write, note,
+                                                                   channels):
+  _, mask_path, damaged = wall
+  write(generate_mural(7, HEIGHT, WIDTH), tmp_path / "input.png")
+  status, err = restore(capsys, "--checkpoint", hinet_run, "--image", tmp_path / "input.png", "--mask", mask_path,
+                        "--out", tmp_path / "out", *SMALL)
+  assert status == 0, err
+  restored = read(tmp_path / "out" / "restored.png")
+  decoded = load_image(str(tmp_path / "input.png"))
+  expected = decoded[..., 0] if channels == 1 else decoded  # grayscale stays grayscale
+  assert restored.shape == expected.shape
+  np.testing.assert_array_equal(restored[~damaged], expected[~damaged])
+  record = json.loads((tmp_path / "out" / "provenance.json").read_text())
+  assert any(note in n for n in record["notes"])
+
+
+def test_a_grey_mask_is_thresholded_at_half_and_noted(hinet_run, wall, tmp_path, capsys):
+  image_path, _, _ = wall
+  values = np.zeros((HEIGHT, WIDTH), np.uint8)
+  values[10:20, 10:50] = 127  # below half: intact
+  values[40:60, 60:100] = 128  # half: damaged
+  values[70:80, 10:20] = 255
+  Image.fromarray(values).save(tmp_path / "soft.png")
+  status, err = restore(capsys, "--checkpoint", hinet_run, "--image", image_path, "--mask", tmp_path / "soft.png",
+                        "--out", tmp_path / "out", *SMALL)
+  assert status == 0, err
+  np.testing.assert_array_equal(read(tmp_path / "out" / "mask.png") == 255, values >= 128)
+  assert "1200 grey pixels" in err
+
+
+def test_an_inverted_mask_reads_black_as_damage(hinet_run, wall, tmp_path, capsys):
+  image_path, mask_path, damaged = wall
+  Image.fromarray(np.where(damaged, 0, 255).astype(np.uint8)).save(tmp_path / "black-is-damage.png")
+  status, err = restore(capsys, "--checkpoint", hinet_run, "--image", image_path, "--mask",
+                        tmp_path / "black-is-damage.png", "--invert-mask", "--out", tmp_path / "out", *SMALL)
+  assert status == 0, err
+  np.testing.assert_array_equal(read(tmp_path / "out" / "mask.png") == 255, damaged)
+
+
+def test_an_empty_mask_returns_the_input_with_a_note(hinet_run, wall, tmp_path, capsys):
+  image_path, _, _ = wall
+  Image.fromarray(np.zeros((HEIGHT, WIDTH), np.uint8)).save(tmp_path / "empty.png")
+  status, err = restore(capsys, "--checkpoint", hinet_run, "--image", image_path, "--mask", tmp_path / "empty.png",
+                        "--out", tmp_path / "out")
+  assert status == 0, err
+  np.testing.assert_array_equal(read(tmp_path / "out" / "restored.png"), read(image_path))
+  record = json.loads((tmp_path / "out" / "provenance.json").read_text())
+  assert any("The mask is empty" in note for note in record["notes"])
+  assert record["mask"]["statistics"]["damaged_pixels"] == 0
+
+
+def test_detect_damage_proposes_the_blanked_out_hole_for_editing(hinet_run, wall, tmp_path, capsys):
+  image_path, _, damaged = wall
+  status, err = restore(capsys, "--checkpoint", hinet_run, "--image", image_path, "--detect-damage", "--out",
+                        tmp_path / "out", *SMALL)
+  assert status == 0, err
+  proposal = read(tmp_path / "out" / "mask.png") == 255
+  assert proposal[damaged].mean() > 0.95  # the black fill is found whatever the barely trained model does
+  assert (tmp_path / "out" / "damage_score.png").exists()
+  record = json.loads((tmp_path / "out" / "provenance.json").read_text())
+  assert record["mask"]["source"]["kind"] == "detected"
+  assert "blind-model residual" in record["mask"]["source"]["cues"]
+  assert any("re-run with --mask" in note for note in record["notes"])
+
+
+def test_enhance_replaces_every_pixel(hinet_run, wall, tmp_path, capsys):
+  image_path, _, _ = wall
+  status, err = restore(capsys, "--checkpoint", hinet_run, "--image", image_path, "--enhance", "--out",
+                        tmp_path / "out", *SMALL)
+  assert status == 0, err
+  assert (read(tmp_path / "out" / "mask.png") == 255).all()
+  assert (read(tmp_path / "out" / "restored.png") != read(image_path)).any(axis=-1).mean() > 0.5
+  assert json.loads((tmp_path / "out" / "provenance.json").read_text())["restoration"]["mode"] == "enhance"
+
+
+def test_an_existing_output_folder_is_kept_unless_overwrite(hinet_run, wall, tmp_path, capsys):
+  image_path, mask_path, _ = wall
+  out = tmp_path / "out"
+  out.mkdir()
+  (out / "notes.txt").write_text("a conservator's notes")
+  status, err = restore(capsys, "--checkpoint", hinet_run, "--image", image_path, "--mask", mask_path, "--out", out)
+  assert status == 2 and "already exists; pass --overwrite" in err
+  assert (out / "notes.txt").read_text() == "a conservator's notes"
+  status, err = restore(capsys, "--checkpoint", hinet_run, "--image", image_path, "--mask", mask_path, "--out", out,
+                        "--overwrite", *SMALL)
+  assert status == 0, err
+  assert not (out / "notes.txt").exists() and (out / "restored.png").exists()
+  assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_overwrite_never_replaces_a_folder_holding_the_input(hinet_run, wall, tmp_path, capsys):
+  image_path, mask_path, _ = wall
+  status, err = restore(capsys, "--checkpoint", hinet_run, "--image", image_path, "--mask", mask_path, "--out",
+                        tmp_path, "--overwrite")
+  assert status == 2 and "contains the input" in err
+  assert image_path.exists()
+
+
+def test_a_failure_while_writing_leaves_nothing_half_written(hinet_run, wall, tmp_path, capsys, monkeypatch):
+  image_path, mask_path, _ = wall
+
+  def broken(*args, **kwargs):
+    raise OSError("disk full")
+
+  monkeypatch.setattr(figures, "comparison", broken)
+  with pytest.raises(OSError, match="disk full"):
+    main(["--checkpoint", str(hinet_run), "--image", str(image_path), "--mask", str(mask_path), "--out",
+          str(tmp_path / "out"), *SMALL])
+  assert_nothing_written(tmp_path / "out")
+
+
+@pytest.fixture
+def mismatched_run(hinet_run, tmp_path) -> pathlib.Path:
+  """A copy of the HINet run whose config.json describes a wider model than its checkpoint holds."""
+  copy = tmp_path / "mismatched"
+  shutil.copytree(hinet_run, copy)
+  config = json.loads((copy / "config.json").read_text())
+  config["model"]["wf"] = 8
+  (copy / "config.json").write_text(json.dumps(config))
+  return copy
+
+
+BAD_INPUTS = {
+    "unreadable image": (["--image", "{tmp}/not-an-image.jpg", "--mask", "{mask}"], "cannot be read as an image"),
+    "missing image": (["--image", "{tmp}/nowhere.jpg", "--mask", "{mask}"], "does not exist"),
+    "mask of another size": (["--image", "{image}", "--mask", "{tmp}/small-mask.png"],
+                             "is 20x10 but the upright image is 128x96"),
+    "unreadable mask": (["--image", "{image}", "--mask", "{tmp}/not-an-image.jpg"], "mask"),
+    "no mask option": (["--image", "{image}"], "pass --mask, or --detect-damage"),
+    "wrong model": (["--image", "{image}", "--mask", "{mask}", "--model", "diffumural"],
+                    "holds a 'hinet' model, not 'diffumural'"),
+    "overlap too large": (["--image", "{image}", "--mask", "{mask}", "--tile", "64", "--overlap", "40"],
+                          "--overlap 40 must be between 0 and half of --tile 64"),
+    "samples of a blind model": (["--image", "{image}", "--mask", "{mask}", "--samples", "3"], "deterministic"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_each_bad_input_stops_with_one_sentence_and_writes_nothing(hinet_run, wall, tmp_path, capsys, case):
+  image_path, mask_path, _ = wall
+  (tmp_path / "not-an-image.jpg").write_text("this is not a JPEG")
+  Image.fromarray(np.zeros((10, 20), np.uint8)).save(tmp_path / "small-mask.png")
+  args, message = BAD_INPUTS[case]
+  args = [a.format(tmp=tmp_path, image=image_path, mask=mask_path) for a in args]
+  status, err = restore(capsys, "--checkpoint", hinet_run, *args, "--out", tmp_path / "out")
+  assert status == 2
+  lines = err.strip().splitlines()
+  assert lines[-1].startswith("Error: ") and message in lines[-1], err
+  assert_nothing_written(tmp_path / "out")
+
+
+@pytest.mark.parametrize("checkpoint, message", [("mismatched", "does not hold the hinet model its config.json"),
+                                                 ("empty", "holds no muraljax checkpoint")])
+def test_a_checkpoint_that_does_not_fit_is_refused(hinet_run, mismatched_run, wall, tmp_path, capsys, checkpoint,
+                                                   message):
+  image_path, mask_path, _ = wall
+  (tmp_path / "empty").mkdir()
+  path = mismatched_run if checkpoint == "mismatched" else tmp_path / "empty"
+  status, err = restore(capsys, "--checkpoint", path, "--image", image_path, "--mask", mask_path, "--out",
+                        tmp_path / "out")
+  assert status == 2 and message in err.strip().splitlines()[-1], err
+  assert_nothing_written(tmp_path / "out")
+
+
+def test_the_module_entry_point_reports_errors_without_a_traceback(wall, tmp_path):
+  image_path, mask_path, _ = wall
+  (tmp_path / "out").mkdir()
+  result = subprocess.run([sys.executable, "-m", "muraljax.restore", "--checkpoint", str(tmp_path), "--image",
+                           str(image_path), "--mask", str(mask_path), "--out", str(tmp_path / "out")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert result.returncode == 2 and "Traceback" not in result.stderr
+  assert result.stderr.strip().splitlines()[-1].startswith("Error: The output folder")
+
+
+@pytest.fixture(scope="module")
+def diffumural() -> TrainedModel:
+  """A tiny DiffuMural with fresh params (sampling needs no training to be tested for determinism)."""
+  config = tiny_diffumural_config()
+  task = tasks.get_task(config)
+  example = {"damaged": jnp.zeros((1, 16, 16, 3)), "clean": jnp.zeros((1, 16, 16, 3)),
+             "mask": jnp.zeros((1, 16, 16, 1))}
+  params = jax.jit(task.init)(jax.random.PRNGKey(0), example)
+  return TrainedModel("diffumural", config, task, params, pathlib.Path("unsaved/0"), "")
+
+
+def test_diffumural_samples_depend_only_on_the_seed_and_give_an_uncertainty_map(diffumural):
+  pixels = generate_mural(5, 40, 56)
+  damaged = np.zeros((40, 56), bool)
+  damaged[8:30, 10:40] = True
+  settings = Settings(tile=32, overlap=8, batch=2, samples=2, seed=3)
+  restorer = Restorer(diffumural, settings, 40, 56, lambda message: None)
+  first, again = restorer.restore(pixels, damaged), restorer.restore(pixels, damaged)
+  np.testing.assert_array_equal(first.restored, again.restored)
+  np.testing.assert_array_equal(first.restored[~damaged], pixels[~damaged])
+  assert (first.uncertainty[~damaged] == 0).all() and (first.uncertainty[damaged] > 0).mean() > 0.9
+  other_seed = Restorer(diffumural, dataclasses.replace(settings, seed=4), 40, 56, lambda message: None)
+  assert (other_seed.restore(pixels, damaged).restored != first.restored).any()
+  one_tile_per_call = Restorer(diffumural, dataclasses.replace(settings, batch=1), 40, 56, lambda message: None)
+  np.testing.assert_allclose(one_tile_per_call.restore(pixels, damaged).restored.astype(int),
+                             first.restored.astype(int), atol=1)  # each tile's noise is its own, whatever the batch
+
+
+@pytest.mark.slow
+def test_diffumural_from_the_command_line_saves_samples_and_uncertainty(wall, tmp_path, capsys):
+  image_path, mask_path, damaged = wall
+  loop.run(tiny_diffumural_config(), str(tmp_path / "run"))
+  out = tmp_path / "out"
+  status, err = restore(capsys, "--checkpoint", tmp_path / "run", "--image", image_path, "--mask", mask_path,
+                        "--out", out, "--samples", "2", "--seed", "5", "--tile", "32", "--overlap", "8")
+  assert status == 0, err
+  assert "Estimated time" in err
+  assert {"uncertainty.png", "uncertainty.tiff", "samples"} <= {p.name for p in out.iterdir()}
+  np.testing.assert_array_equal(read(out / "restored.png")[~damaged], read(image_path)[~damaged])
+  record = json.loads((out / "provenance.json").read_text())
+  assert record["model"]["name"] == "diffumural" and record["restoration"]["seed"] == 5
+  assert record["uncertainty"]["max"] > 0
+  assert set(record["outputs"]) >= {"samples/sample_01.png", "samples/sample_02.png", "uncertainty.tiff"}
