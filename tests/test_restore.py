@@ -400,3 +400,10 @@ def test_diffumural_from_the_command_line_saves_samples_and_uncertainty(wall, tm
   assert record["model"]["name"] == "diffumural" and record["restoration"]["seed"] == 5
   assert record["uncertainty"]["max"] > 0
   assert set(record["outputs"]) >= {"samples/sample_01.png", "samples/sample_02.png", "uncertainty.tiff"}
+
+
+def test_help_prints():
+  result = subprocess.run([sys.executable, "-m", "muraljax.restore", "--help"], capture_output=True, text=True,
+                          timeout=120, cwd=pathlib.Path(__file__).resolve().parents[1])
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "thresholded at 50%" in " ".join(result.stdout.split())

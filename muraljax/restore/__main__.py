@@ -36,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument("--image", required=True, help="the photograph (JPEG, PNG, TIFF, ...); it is only read")
   damage = p.add_mutually_exclusive_group()
   damage.add_argument("--mask", help="damage mask drawn on the upright photograph: white = damaged, black or "
-                      f"transparent = intact, grey thresholded at {io.MASK_THRESHOLD:.0%}")
+                      f"transparent = intact, grey thresholded at {io.MASK_THRESHOLD * 100:.0f}%%")  # %% for argparse
   damage.add_argument("--detect-damage", action="store_true",
                       help="propose a mask (saved as mask.png to edit and re-use with --mask) and restore with it")
   damage.add_argument("--enhance", action="store_true",
