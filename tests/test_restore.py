@@ -22,7 +22,7 @@ from PIL import Image
 from muraljax import tasks
 from muraljax.data.folder import load_image
 from muraljax.data.murals import generate_mural
-from muraljax.restore import figures
+from muraljax.restore import example, figures
 from muraljax.restore.__main__ import main
 from muraljax.restore.model import TrainedModel
 from muraljax.restore.restoration import Restorer, Settings
@@ -216,6 +216,9 @@ def test_an_inverted_mask_reads_black_as_damage(hinet_run, wall, tmp_path, capsy
   image_path, mask_path, damaged = wall
   Image.fromarray(np.where(damaged, 0, 255).astype(np.uint8)).save(tmp_path / "black-is-damage.png")
   status, err = restore(capsys, "--checkpoint", hinet_run, "--image", image_path, "--mask",
+                        tmp_path / "black-is-damage.png", "--out", tmp_path / "as-drawn", *SMALL)
+  assert status == 0 and "re-run with --invert-mask" in err
+  status, err = restore(capsys, "--checkpoint", hinet_run, "--image", image_path, "--mask",
                         tmp_path / "black-is-damage.png", "--invert-mask", "--out", tmp_path / "out", *SMALL)
   assert status == 0, err
   np.testing.assert_array_equal(read(tmp_path / "out" / "mask.png") == 255, damaged)
@@ -357,15 +360,21 @@ def test_the_module_entry_point_reports_errors_without_a_traceback(wall, tmp_pat
   assert result.stderr.strip().splitlines()[-1].startswith("Error: The output folder")
 
 
+def fresh_model(config) -> TrainedModel:
+  """The model of `config` with fresh params (init compiled without LLVM optimisation, as the trainer does on
+  CPU), for what needs no training: tiling, sampling determinism."""
+  task = tasks.get_task(config)
+  side = config.data.patch_size
+  example = {"damaged": jnp.zeros((1, side, side, 3)), "clean": jnp.zeros((1, side, side, 3)),
+             "mask": jnp.zeros((1, side, side, 1))}
+  rng = jax.random.PRNGKey(0)
+  init = jax.jit(task.init).lower(rng, example).compile(compiler_options={"xla_backend_optimization_level": 0})
+  return TrainedModel(config.task, config, task, init(rng, example), pathlib.Path("unsaved/0"), "")
+
+
 @pytest.fixture(scope="module")
 def diffumural() -> TrainedModel:
-  """A tiny DiffuMural with fresh params (sampling needs no training to be tested for determinism)."""
-  config = tiny_diffumural_config()
-  task = tasks.get_task(config)
-  example = {"damaged": jnp.zeros((1, 16, 16, 3)), "clean": jnp.zeros((1, 16, 16, 3)),
-             "mask": jnp.zeros((1, 16, 16, 1))}
-  params = jax.jit(task.init)(jax.random.PRNGKey(0), example)
-  return TrainedModel("diffumural", config, task, params, pathlib.Path("unsaved/0"), "")
+  return fresh_model(tiny_diffumural_config())
 
 
 def test_diffumural_samples_depend_only_on_the_seed_and_give_an_uncertainty_map(diffumural):
@@ -382,7 +391,7 @@ def test_diffumural_samples_depend_only_on_the_seed_and_give_an_uncertainty_map(
   assert (other_seed.restore(pixels, damaged).restored != first.restored).any()
   one_tile_per_call = Restorer(diffumural, dataclasses.replace(settings, batch=1), 40, 56, lambda message: None)
   np.testing.assert_allclose(one_tile_per_call.restore(pixels, damaged).restored.astype(int),
-                             first.restored.astype(int), atol=1)  # each tile's noise is its own, whatever the batch
+                             first.restored.astype(int), atol=1)  # each tile's own noise; atol: float rounding
 
 
 @pytest.mark.slow
@@ -404,6 +413,26 @@ def test_diffumural_from_the_command_line_saves_samples_and_uncertainty(wall, tm
 
 def test_help_prints():
   result = subprocess.run([sys.executable, "-m", "muraljax.restore", "--help"], capture_output=True, text=True,
-                          timeout=120, cwd=pathlib.Path(__file__).resolve().parents[1])
+                          timeout=120, cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert result.returncode == 0, result.stderr[-2000:]
   assert "thresholded at 50%" in " ".join(result.stdout.split())
+
+
+def test_the_walkthrough_example_paints_damages_and_restores(hinet_run, tmp_path, capsys):
+  assert example.main(["--out", str(tmp_path / "example"), "--checkpoint", str(hinet_run), "--height", "96",
+                       "--width", "128"]) == 0
+  printed = capsys.readouterr().out
+  assert "$ python -m muraljax.restore" in printed and "PSNR inside the damage" in printed
+  names = {p.relative_to(tmp_path / "example").as_posix() for p in (tmp_path / "example").rglob("*.png")}
+  assert {"clean.png", "wall.png", "wall-mask.png", "restored/restored.png", "proposal/mask.png"} <= names
+
+
+def test_arin_restores_through_the_same_tiles(wall):
+  """ARIN (CAR then HINet) with fresh params, on tiles that are no multiple of its 16 px downsampling."""
+  image_path, _, damaged = wall
+  pixels = read(image_path)
+  restorer = Restorer(fresh_model(load_config("arin", "smoke")), Settings(tile=72, overlap=12), HEIGHT, WIDTH,
+                      lambda message: None)
+  result = restorer.restore(pixels, damaged)
+  assert result.restored.shape == pixels.shape
+  np.testing.assert_array_equal(result.restored[~damaged], pixels[~damaged])

@@ -81,6 +81,11 @@ def _bits_per_sample(image: Image.Image) -> int:
   return 16 if image.mode.startswith("I;16") or any(";16" in mode for mode in rawmodes) else 8
 
 
+def _has_transparency(path: str) -> bool:
+  with Image.open(path) as image:
+    return image.convert("RGBA").getchannel("A").getextrema()[0] < 255
+
+
 def read_photograph(path: str) -> Photograph:
   """Decodes the photograph at `path`; raises RestoreError when it is missing or not an image."""
   with _open(path, "image") as header:
@@ -97,7 +102,7 @@ def read_photograph(path: str) -> Photograph:
                  f"turned upright to {pixels.shape[1]}x{pixels.shape[0]} (width x height); every output is upright.")
   if bits == 16:
     notes.append("16-bit samples were scaled to 8 bits (the models work at 8 bits); the outputs are 8-bit.")
-  if mode in _ALPHA_MODES or (mode == "P" and "transparency" in header.info):
+  if (mode in _ALPHA_MODES or (mode == "P" and "transparency" in header.info)) and _has_transparency(path):
     notes.append("Transparent pixels were composited onto white; the outputs have no alpha channel.")
   grayscale = mode in _GRAY_MODES
   if grayscale:
@@ -156,6 +161,9 @@ def read_mask(path: str, height: int, width: int, invert: bool = False) -> Mask:
   if grey:
     notes.append(f"The mask has {grey} grey pixels (neither black nor white); those at or above "
                  f"{MASK_THRESHOLD:.0%} white count as damaged.")
+  if damaged.mean() > 0.5 and not invert:
+    notes.append(f"The mask marks {damaged.mean():.0%} of the image as damaged; if it was drawn black = damaged, "
+                 "re-run with --invert-mask.")
   source = {"kind": "file", "path": os.path.abspath(path), "sha256": sha256_file(path), "inverted": invert,
             "threshold": MASK_THRESHOLD, "grey_pixels": grey}
   return Mask(damaged, source, notes)

@@ -78,10 +78,15 @@ class Restorer:
     self.compute_seconds = 0.0
 
   @property
+  def batch(self) -> int:
+    """Tiles per model call: `settings.batch`, or fewer when the photograph has fewer tiles."""
+    return min(self.settings.batch, len(self.tiling.boxes))
+
+  @property
   def predictor(self) -> TilePredictor:
     if self._predictor is None:
-      self._predictor = TilePredictor(self.model, self.settings.batch, self.tiling.tile_shape)
-      self.log(f"Compiled {self.model.name} for batches of {self.settings.batch} tiles of "
+      self._predictor = TilePredictor(self.model, self.batch, self.tiling.tile_shape)
+      self.log(f"Compiled {self.model.name} for batches of {self.batch} tiles of "
                f"{self.tiling.tile_shape[0]}x{self.tiling.tile_shape[1]} in {self._predictor.compile_seconds:.1f} s.")
     return self._predictor
 
@@ -91,7 +96,7 @@ class Restorer:
     inputs = {"damaged": image}
     if not self.model.blind:
       inputs["mask"] = damaged[..., None].astype(np.float32)
-    batches = -(-len(indices) // self.settings.batch)
+    batches = -(-len(indices) // self.batch)
 
     def on_batch(number: int, seconds: float) -> None:
       if number == 0 and sample == 0 and not self.model.blind:
@@ -100,8 +105,7 @@ class Restorer:
     label = f"sample {sample + 1}/{self.settings.samples}" if not self.model.blind else "tiles"
     started = time.perf_counter()
     fn = self.predictor.tile_fn(self.settings.seed, sample)
-    output = run_tiles(fn, inputs, self.tiling, indices, self.settings.batch, ProgressBar(len(indices), label),
-                       on_batch)
+    output = run_tiles(fn, inputs, self.tiling, indices, self.batch, ProgressBar(len(indices), label), on_batch)
     self.compute_seconds += time.perf_counter() - started
     return output
 
@@ -109,7 +113,7 @@ class Restorer:
     total = first_batch_seconds * batches * self.settings.samples
     sampling = self.model.config.sampling
     self.log(f"Estimated time: {_duration(total)} on {jax.devices()[0].platform} for {self.settings.samples} "
-             f"sample(s) x {batches} batch(es) of {self.settings.batch} tiles, {sampling.sampler.upper()} with "
+             f"sample(s) x {batches} batch(es) of {self.batch} tiles, {sampling.sampler.upper()} with "
              f"{sampling.steps} steps (the first batch took {first_batch_seconds:.1f} s); press Ctrl-C to stop.")
 
   def restore(self, pixels: np.ndarray, damaged: np.ndarray, prediction: np.ndarray | None = None,
@@ -122,7 +126,7 @@ class Restorer:
     replaced = np.ones_like(damaged) if self.settings.enhance else damaged
     all_tiles = list(range(len(self.tiling.boxes)))
     indices = all_tiles if self.settings.enhance or prediction is not None else self.tiling.touching(damaged)
-    statistics = {"tiles": len(all_tiles), "tiles_restored": len(indices),
+    statistics = {"tiles": len(all_tiles), "tiles_restored": len(indices), "tiles_per_call": self.batch,
                   "tile_shape": list(self.tiling.tile_shape)}
     if not replaced.any():
       return Result(pixels.copy(), None, statistics,
