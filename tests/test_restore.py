@@ -4,10 +4,13 @@ orientation, input formats, damage detection, DiffuMural sampling, and one clear
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
+import importlib.metadata
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -135,18 +138,31 @@ def test_a_restoration_writes_every_output_documents_it_and_keeps_intact_pixels(
   assert record["model"]["checkpoint_sha256"] == folder_sha256(hinet_run / "checkpoints" / "2" / "state")
   assert record["model"]["config"] == json.loads((hinet_run / "config.json").read_text())
   assert record["outputs"] == {name: sha256(out / name) for name in ("comparison.png", "mask.png", "restored.png")}
+  assert record["mask"]["statistics"]["damaged_fraction"] == pytest.approx(damaged.mean())
+  assert record["mask"]["statistics"]["bounding_box"] == [30, 10, 74, 120]
   assert record["restoration"]["seed"] == 0 and record["restoration"]["mode"] == "inpaint"
   assert record["restoration"]["tiles"] == 6 and record["restoration"]["tiles_restored"] == 6
-  assert {"jax", "flax", "numpy", "pillow"} <= set(record["software"]["packages"])
-  assert record["started"] <= record["finished"]
+  for package in ("jax", "jaxlib", "flax", "orbax-checkpoint", "numpy", "pillow"):
+    assert record["software"]["packages"][package] == importlib.metadata.version(package)
+  assert record["software"]["python"] == ".".join(map(str, sys.version_info[:3]))
+  started, finished = (datetime.datetime.fromisoformat(record[k]) for k in ("started", "finished"))
+  assert started.tzinfo is not None and started <= finished
+  assert 0 < record["seconds"] <= (finished - started).total_seconds() + 1
+  assert record["command"][3:] == ["--checkpoint", str(hinet_run), "--image", str(image_path), "--mask",
+                                   str(mask_path), "--out", str(out), *SMALL]
 
 
-def test_an_exif_rotated_photograph_comes_back_upright_at_its_size(hinet_run, tmp_path, capsys):
-  stored = generate_mural(3, WIDTH, HEIGHT)  # stored 96 wide, 128 high; orientation 6 turns it to 128 x 96
+UPRIGHT = {3: lambda x: np.rot90(x, 2), 6: lambda x: np.rot90(x, -1), 8: lambda x: np.rot90(x, 1)}
+"""EXIF orientation -> how a viewer turns the stored pixels upright (6: 90 degrees clockwise, 8: anticlockwise)."""
+
+
+@pytest.mark.parametrize("orientation", sorted(UPRIGHT))
+def test_an_exif_rotated_photograph_comes_back_upright_at_its_size(hinet_run, tmp_path, capsys, orientation):
+  stored_shape = (HEIGHT, WIDTH) if orientation == 3 else (WIDTH, HEIGHT)
   exif = Image.Exif()
-  exif[0x0112] = 6
-  Image.fromarray(stored).save(tmp_path / "rotated.jpg", exif=exif, quality=95)
-  upright = load_image(str(tmp_path / "rotated.jpg"))
+  exif[0x0112] = orientation
+  Image.fromarray(generate_mural(3, *stored_shape)).save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+  upright = UPRIGHT[orientation](read(tmp_path / "rotated.jpg"))
   assert upright.shape == (HEIGHT, WIDTH, 3)
   damaged = np.zeros((HEIGHT, WIDTH), bool)
   damaged[10:30, 20:60] = True
@@ -157,13 +173,19 @@ def test_an_exif_rotated_photograph_comes_back_upright_at_its_size(hinet_run, tm
   restored = read(tmp_path / "out" / "restored.png")
   assert restored.shape == upright.shape
   np.testing.assert_array_equal(restored[~damaged], upright[~damaged])
+  np.testing.assert_array_equal(read(tmp_path / "out" / "mask.png") == 255, damaged)
   record = json.loads((tmp_path / "out" / "provenance.json").read_text())
-  assert record["input"]["exif_orientation"] == 6 and "EXIF orientation 6" in record["notes"][0]
+  assert record["input"]["exif_orientation"] == orientation
+  assert f"EXIF orientation {orientation}" in record["notes"][0]
+  assert (record["input"]["width"], record["input"]["height"]) == (WIDTH, HEIGHT)
+  assert (record["input"]["stored_height"], record["input"]["stored_width"]) == stored_shape
 
-  Image.fromarray(np.zeros((WIDTH, HEIGHT), np.uint8)).save(tmp_path / "stored-mask.png")  # drawn unrotated
-  status, err = restore(capsys, "--checkpoint", hinet_run, "--image", tmp_path / "rotated.jpg", "--mask",
-                        tmp_path / "stored-mask.png", "--out", tmp_path / "out2")
-  assert status == 2 and "is 96x128 but the upright image is 128x96" in err
+  if orientation != 3:
+    Image.fromarray(np.zeros(stored_shape, np.uint8)).save(tmp_path / "stored-mask.png")  # drawn unrotated
+    status, err = restore(capsys, "--checkpoint", hinet_run, "--image", tmp_path / "rotated.jpg", "--mask",
+                          tmp_path / "stored-mask.png", "--out", tmp_path / "out2")
+    assert status == 2 and "is 96x128 but the upright image is 128x96" in err
+    assert_nothing_written(tmp_path / "out2")
 
 
 def _gray16(image: np.ndarray, path: pathlib.Path) -> None:
@@ -201,15 +223,41 @@ def test_16_bit_transparent_and_grayscale_photographs_are_restored(hinet_run, wa
 def test_a_grey_mask_is_thresholded_at_half_and_noted(hinet_run, wall, tmp_path, capsys):
   image_path, _, _ = wall
   values = np.zeros((HEIGHT, WIDTH), np.uint8)
-  values[10:20, 10:50] = 127  # below half: intact
-  values[40:60, 60:100] = 128  # half: damaged
-  values[70:80, 10:20] = 255
+  values[9:21, 9:51] = 127  # a 1 px rim just below half: intact
+  values[10:20, 10:50] = 255
+  values[39:61, 59:101] = 128  # a 1 px rim at half: damaged
+  values[40:60, 60:100] = 255
   Image.fromarray(values).save(tmp_path / "soft.png")
   status, err = restore(capsys, "--checkpoint", hinet_run, "--image", image_path, "--mask", tmp_path / "soft.png",
                         "--out", tmp_path / "out", *SMALL)
   assert status == 0, err
   np.testing.assert_array_equal(read(tmp_path / "out" / "mask.png") == 255, values >= 128)
-  assert "1200 grey pixels" in err
+  assert "228 grey pixels" in err
+
+
+def _antialiased(damaged: np.ndarray, path: pathlib.Path) -> None:
+  """As a brush in an image editor draws it: at 4x, then averaged down, so every edge is grey."""
+  big = np.roll(np.kron(damaged, np.ones((4, 4), np.uint8)) * 255, 1, axis=(0, 1))  # edges 1/4 and 3/4 white
+  big[:, 3:7] = 255  # a crack 1 px wide that straddles two pixel columns
+  Image.fromarray(big.astype(np.uint8)).resize(damaged.shape[::-1], Image.Resampling.BOX).save(path)
+
+
+def _jpeg(damaged: np.ndarray, path: pathlib.Path) -> None:
+  Image.fromarray(np.where(damaged, 255, 0).astype(np.uint8)).convert("RGB").save(path, quality=75)
+
+
+@pytest.mark.parametrize("write", [_antialiased, _jpeg])
+def test_anti_aliased_and_jpeg_masks_are_masks(hinet_run, wall, tmp_path, capsys, write):
+  image_path, _, damaged = wall
+  mask_path = tmp_path / f"mask{'.jpg' if write is _jpeg else '.png'}"
+  write(damaged, mask_path)
+  status, err = restore(capsys, "--checkpoint", hinet_run, "--image", image_path, "--mask", mask_path, "--out",
+                        tmp_path / "out", *SMALL)
+  assert status == 0, err
+  used = read(tmp_path / "out" / "mask.png") == 255
+  assert (used == damaged).mean() > 0.97 and used[damaged].all()
+  np.testing.assert_array_equal(read(tmp_path / "out" / "restored.png")[~used], read(image_path)[~used])
+  assert "grey pixels" in err
 
 
 def test_an_inverted_mask_reads_black_as_damage(hinet_run, wall, tmp_path, capsys):
@@ -243,6 +291,7 @@ def test_detect_damage_proposes_the_blanked_out_hole_for_editing(hinet_run, wall
   assert status == 0, err
   proposal = read(tmp_path / "out" / "mask.png") == 255
   assert proposal[damaged].mean() > 0.95  # the black fill is found whatever the barely trained model does
+  np.testing.assert_array_equal(read(tmp_path / "out" / "restored.png")[~proposal], read(image_path)[~proposal])
   assert (tmp_path / "out" / "damage_score.png").exists()
   record = json.loads((tmp_path / "out" / "provenance.json").read_text())
   assert record["mask"]["source"]["kind"] == "detected"
@@ -258,6 +307,25 @@ def test_enhance_replaces_every_pixel(hinet_run, wall, tmp_path, capsys):
   assert (read(tmp_path / "out" / "mask.png") == 255).all()
   assert (read(tmp_path / "out" / "restored.png") != read(image_path)).any(axis=-1).mean() > 0.5
   assert json.loads((tmp_path / "out" / "provenance.json").read_text())["restoration"]["mode"] == "enhance"
+
+
+def test_the_same_command_gives_the_same_files(hinet_run, wall, tmp_path, capsys):
+  """Run twice (a second compile, a fresh output folder): every output file is byte for byte the same, and so is
+  the provenance record but for times and the output path."""
+  image_path, mask_path, _ = wall
+  records = []
+  for out in ("first", "second"):
+    status, err = restore(capsys, "--checkpoint", hinet_run, "--image", image_path, "--mask", mask_path, "--out",
+                          tmp_path / out, "--seed", "7", *SMALL)
+    assert status == 0, err
+    records.append(json.loads((tmp_path / out / "provenance.json").read_text()))
+  assert records[0]["outputs"] == records[1]["outputs"]
+  assert records[0]["outputs"]["restored.png"] == sha256(tmp_path / "second" / "restored.png")
+  varying = {"started", "finished", "seconds", "command", "restoration"}
+  assert {k: v for k, v in records[0].items() if k not in varying} == \
+         {k: v for k, v in records[1].items() if k not in varying}
+  assert {k: v for k, v in records[0]["restoration"].items() if k != "compute_seconds"} == \
+         {k: v for k, v in records[1]["restoration"].items() if k != "compute_seconds"}
 
 
 def test_an_existing_output_folder_is_kept_unless_overwrite(hinet_run, wall, tmp_path, capsys):
@@ -296,57 +364,117 @@ def test_a_failure_while_writing_leaves_nothing_half_written(hinet_run, wall, tm
   assert_nothing_written(tmp_path / "out")
 
 
-@pytest.fixture
-def mismatched_run(hinet_run, tmp_path) -> pathlib.Path:
-  """A copy of the HINet run whose config.json describes a wider model than its checkpoint holds."""
-  copy = tmp_path / "mismatched"
-  shutil.copytree(hinet_run, copy)
-  config = json.loads((copy / "config.json").read_text())
-  config["model"]["wf"] = 8
-  (copy / "config.json").write_text(json.dumps(config))
-  return copy
-
-
 BAD_INPUTS = {
     "unreadable image": (["--image", "{tmp}/not-an-image.jpg", "--mask", "{mask}"], "cannot be read as an image"),
+    "truncated image": (["--image", "{tmp}/truncated.jpg", "--mask", "{mask}"], "cannot be read as an image"),
     "missing image": (["--image", "{tmp}/nowhere.jpg", "--mask", "{mask}"], "does not exist"),
     "mask of another size": (["--image", "{image}", "--mask", "{tmp}/small-mask.png"],
                              "is 20x10 but the upright image is 128x96"),
-    "unreadable mask": (["--image", "{image}", "--mask", "{tmp}/not-an-image.jpg"], "mask"),
+    "unreadable mask": (["--image", "{image}", "--mask", "{tmp}/not-an-image.jpg"], "The mask"),
+    "coloured mask": (["--image", "{image}", "--mask", "{tmp}/red-mask.png"], "has 1100 coloured pixels"),
+    "0/1 mask": (["--image", "{image}", "--mask", "{tmp}/zero-one-mask.png"], "multiply a 0/1 mask by 255"),
+    "0/1 mask, inverted": (["--image", "{image}", "--mask", "{tmp}/zero-one-mask.png", "--invert-mask"],
+                           "only black and one dark value"),
+    "photograph as mask": (["--image", "{image}", "--mask", "{tmp}/grey-photograph.png"], "is not black and white"),
+    "soft mask": (["--image", "{image}", "--mask", "{tmp}/soft-mask.png"], "grey far from any black or white"),
     "no mask option": (["--image", "{image}"], "pass --mask, or --detect-damage"),
     "wrong model": (["--image", "{image}", "--mask", "{mask}", "--model", "diffumural"],
                     "holds a 'hinet' model, not 'diffumural'"),
     "overlap too large": (["--image", "{image}", "--mask", "{mask}", "--tile", "64", "--overlap", "40"],
                           "--overlap 40 must be between 0 and half of --tile 64"),
     "samples of a blind model": (["--image", "{image}", "--mask", "{mask}", "--samples", "3"], "deterministic"),
+    "enhance with a mask": (["--image", "{image}", "--mask", "{mask}", "--enhance"], "not allowed with argument"),
 }
+
+
+def write_bad_files(folder: pathlib.Path, image_path: pathlib.Path, damaged: np.ndarray) -> None:
+  """The files BAD_INPUTS names, in `folder`."""
+  (folder / "not-an-image.jpg").write_text("this is not a JPEG")
+  Image.fromarray(read(image_path)).save(folder / "full.jpg")
+  (folder / "truncated.jpg").write_bytes((folder / "full.jpg").read_bytes()[:2000])
+  Image.fromarray(np.zeros((10, 20), np.uint8)).save(folder / "small-mask.png")
+  red = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+  red[damaged[:HEIGHT] & (np.arange(HEIGHT) < 60)[:, None]] = (255, 0, 0)  # the first hole, drawn in red
+  Image.fromarray(red).save(folder / "red-mask.png")
+  Image.fromarray(damaged.astype(np.uint8)).save(folder / "zero-one-mask.png")
+  Image.open(image_path).convert("L").save(folder / "grey-photograph.png")
+  y, x = np.mgrid[:HEIGHT, :WIDTH]
+  soft = np.exp(-((y - 40) ** 2 + (x - 64) ** 2) / (2 * 30.0 ** 2))  # a probability map, not a drawn mask
+  Image.fromarray(np.round(255 * soft).astype(np.uint8)).save(folder / "soft-mask.png")
+
+
+def assert_one_sentence(err: str, message: str) -> None:
+  """The last line of stderr is 'Error: ' and one sentence holding `message`."""
+  line = err.strip().splitlines()[-1]
+  assert line.startswith("Error: ") and message in line, err
+  assert line.endswith(".") and not re.search(r"[.;] +[A-Z]", line[len("Error: "):-1]), line
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_each_bad_input_stops_with_one_sentence_and_writes_nothing(hinet_run, wall, tmp_path, capsys, case):
-  image_path, mask_path, _ = wall
-  (tmp_path / "not-an-image.jpg").write_text("this is not a JPEG")
-  Image.fromarray(np.zeros((10, 20), np.uint8)).save(tmp_path / "small-mask.png")
+  image_path, mask_path, damaged = wall
+  write_bad_files(tmp_path, image_path, damaged)
+  inputs = {path: sha256(path) for path in (image_path, mask_path)}
   args, message = BAD_INPUTS[case]
   args = [a.format(tmp=tmp_path, image=image_path, mask=mask_path) for a in args]
-  status, err = restore(capsys, "--checkpoint", hinet_run, *args, "--out", tmp_path / "out")
+  if case == "enhance with a mask":  # argparse's own message (exit status 2)
+    with pytest.raises(SystemExit) as exit_info:
+      restore(capsys, "--checkpoint", hinet_run, *args, "--out", tmp_path / "out")
+    status, err = exit_info.value.code, capsys.readouterr().err
+    assert message in err
+  else:
+    status, err = restore(capsys, "--checkpoint", hinet_run, *args, "--out", tmp_path / "out")
+    assert_one_sentence(err, message)
   assert status == 2
-  lines = err.strip().splitlines()
-  assert lines[-1].startswith("Error: ") and message in lines[-1], err
   assert_nothing_written(tmp_path / "out")
+  assert {path: sha256(path) for path in inputs} == inputs
 
 
-@pytest.mark.parametrize("checkpoint, message", [("mismatched", "does not hold the hinet model its config.json"),
-                                                 ("empty", "holds no muraljax checkpoint")])
-def test_a_checkpoint_that_does_not_fit_is_refused(hinet_run, mismatched_run, wall, tmp_path, capsys, checkpoint,
-                                                   message):
+def test_an_output_path_that_is_a_file_is_refused(hinet_run, wall, tmp_path, capsys):
   image_path, mask_path, _ = wall
-  (tmp_path / "empty").mkdir()
-  path = mismatched_run if checkpoint == "mismatched" else tmp_path / "empty"
-  status, err = restore(capsys, "--checkpoint", path, "--image", image_path, "--mask", mask_path, "--out",
-                        tmp_path / "out")
-  assert status == 2 and message in err.strip().splitlines()[-1], err
+  (tmp_path / "out").write_text("not a folder")
+  status, err = restore(capsys, "--checkpoint", hinet_run, "--image", image_path, "--mask", mask_path, "--out",
+                        tmp_path / "out", "--overwrite")
+  assert status == 2
+  assert_one_sentence(err, "exists and is not a folder")
+  assert (tmp_path / "out").read_text() == "not a folder"
+
+
+@pytest.fixture(scope="module")
+def other_runs(hinet_run, tmp_path_factory) -> dict[str, pathlib.Path]:
+  """Copies of the HINet run whose config.json says something else: a wider HINet, a CAR (which does not
+  restore), a DiffuMural; and an empty folder."""
+  root = tmp_path_factory.mktemp("other-runs")
+  configs = {"wider": lambda c: c["model"].update(wf=8), "car": lambda c: c.update(task="car"),
+             "diffumural": lambda c: c.clear() or c.update(json.loads(tiny_diffumural_config().to_json_best_effort()))}
+  runs = {"empty": root / "empty"}
+  runs["empty"].mkdir()
+  for name, change in configs.items():
+    runs[name] = root / name
+    shutil.copytree(hinet_run, runs[name])
+    config = json.loads((runs[name] / "config.json").read_text())
+    change(config)
+    (runs[name] / "config.json").write_text(json.dumps(config))
+  return runs
+
+
+@pytest.mark.parametrize("checkpoint, model, message", [
+    ("wider", None, "does not hold the hinet model its config.json describes"),
+    ("car", None, "holds a 'car' model, which does not restore murals"),
+    ("diffumural", None, "does not hold the diffumural model its config.json describes"),
+    ("diffumural", "diffumural", "does not hold the diffumural model its config.json describes"),
+    ("diffumural", "arin", "holds a 'diffumural' model, not 'arin'"),
+    ("empty", None, "holds no muraljax checkpoint")])
+def test_a_checkpoint_of_another_model_is_refused(other_runs, wall, tmp_path, capsys, checkpoint, model, message):
+  image_path, mask_path, _ = wall
+  checkpoint_hash = folder_sha256(other_runs[checkpoint])
+  options = ["--model", model] if model else []
+  status, err = restore(capsys, "--checkpoint", other_runs[checkpoint], "--image", image_path, "--mask", mask_path,
+                        "--out", tmp_path / "out", *options)
+  assert status == 2
+  assert_one_sentence(err, message)
   assert_nothing_written(tmp_path / "out")
+  assert folder_sha256(other_runs[checkpoint]) == checkpoint_hash
 
 
 def test_the_module_entry_point_reports_errors_without_a_traceback(wall, tmp_path):

@@ -14,8 +14,8 @@
   samples/sample_NN.png DiffuMural: each sample; restored.png is their per-pixel mean
   damage_score.png      --detect-damage with a blind model: how much the model changed each pixel
 
-Modules: io (reading, hashing, atomic output folder), tiling (tiles, blending weights, batches, progress),
-model (checkpoint + config.json -> compiled tile predictor), restoration (tiles -> composited result, samples),
-damage_detection (mask proposal), figures (comparison, uncertainty view), provenance (the record), example (a
-self-contained walkthrough on a procedural mural).
+Modules: io (reading the photograph, hashing, atomic output folder), masks (reading and checking the mask),
+tiling (tiles, blending weights, batches, progress), model (checkpoint + config.json -> compiled tile predictor),
+restoration (tiles -> composited result, samples), damage_detection (mask proposal), figures (comparison,
+uncertainty view), provenance (the record), example (a self-contained walkthrough on a procedural mural).
 """

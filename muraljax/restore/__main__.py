@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from muraljax.evaluate.images import save_png, to_uint8
-from muraljax.restore import damage_detection, figures, io, provenance
+from muraljax.restore import damage_detection, figures, io, masks, provenance
 from muraljax.restore.errors import RestoreError
 from muraljax.restore.model import MODELS, TrainedModel, load_model
 from muraljax.restore.restoration import Restorer, Result, Settings
@@ -36,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument("--image", required=True, help="the photograph (JPEG, PNG, TIFF, ...); it is only read")
   damage = p.add_mutually_exclusive_group()
   damage.add_argument("--mask", help="damage mask drawn on the upright photograph: white = damaged, black or "
-                      f"transparent = intact, grey thresholded at {io.MASK_THRESHOLD * 100:.0f}%%")  # %% for argparse
+                      f"transparent = intact, grey thresholded at {masks.MASK_THRESHOLD * 100:.0f}%%"  # %%: argparse
+                      " (a coloured or mostly grey image is refused)")
   damage.add_argument("--detect-damage", action="store_true",
                       help="propose a mask (saved as mask.png to edit and re-use with --mask) and restore with it")
   damage.add_argument("--enhance", action="store_true",
@@ -61,14 +62,14 @@ def _log(message: str) -> None:
 
 
 def _damage(args: argparse.Namespace, photo: io.Photograph, restorer: Restorer,
-            model: TrainedModel) -> tuple[io.Mask, np.ndarray | None, np.ndarray | None]:
+            model: TrainedModel) -> tuple[masks.Mask, np.ndarray | None, np.ndarray | None]:
   """The mask to restore with, the blind model's whole-image output when detection computed it, and the
   detection's damage score [H, W] (None unless detecting with a blind model)."""
   height, width = photo.pixels.shape[:2]
   if args.mask:
-    return io.read_mask(args.mask, height, width, args.invert_mask), None, None
+    return masks.read_mask(args.mask, height, width, args.invert_mask), None, None
   if args.enhance:
-    return io.Mask(np.ones((height, width), bool), {"kind": "whole image (--enhance)"}, []), None, None
+    return masks.Mask(np.ones((height, width), bool), {"kind": "whole image (--enhance)"}, []), None, None
   image = photo.pixels.astype(np.float32) / 255.0
   prediction = None
   if model.blind:
@@ -81,10 +82,10 @@ def _damage(args: argparse.Namespace, photo: io.Photograph, restorer: Restorer,
     notes.append("diffumural needs a mask, so only the image cues (exposed plaster, digital black/white fills) "
                  "were used; a hinet or arin checkpoint also proposes the damage it recognises.")
   score = None if prediction is None else damage_detection.residual(image, prediction)
-  return io.Mask(damaged, {"kind": "detected", **method}, notes), prediction, score
+  return masks.Mask(damaged, {"kind": "detected", **method}, notes), prediction, score
 
 
-def _write_outputs(out: io.OutputFolder, photo: io.Photograph, mask: io.Mask, result: Result,
+def _write_outputs(out: io.OutputFolder, photo: io.Photograph, mask: masks.Mask, result: Result,
                    score: np.ndarray | None, threshold: float) -> None:
   """Every image output; damage_score.png shows the detection's `score` with `threshold` as mid-grey."""
   save_png(out.file("restored.png"), io.as_saved(result.restored, photo.grayscale))

@@ -1,4 +1,4 @@
-"""Reading the photograph and its damage mask, hashing files, and writing the output folder in one step.
+"""Reading the photograph, hashing files, and writing the output folder in one step.
 
 The photograph is decoded by `muraljax.data.folder.load_image` (EXIF orientation applied, grayscale/palette to RGB,
 transparency composited onto white, 16-bit samples scaled to 8 bits); every conversion is recorded as a note for
@@ -16,16 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from muraljax.data.folder import load_image
 from muraljax.restore.errors import RestoreError
 
-MASK_THRESHOLD = 0.5
-"""Mask pixels at or above this fraction of full white count as damaged (anti-aliased or JPEG masks are thresholded)."""
-
-_GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")
-_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 _EXIF_ORIENTATION = 0x0112
 
 
@@ -60,19 +57,19 @@ class Photograph:
   notes: list[str]
 
 
-def _unreadable(path: str, what: str, error: BaseException) -> RestoreError:
+def unreadable(path: str, what: str, error: BaseException) -> RestoreError:
   return RestoreError(f"The {what} {path!r} cannot be read as an image ({type(error).__name__}: {error}); pass a "
                       "readable JPEG, PNG or TIFF file.")
 
 
-def _open(path: str, what: str) -> Image.Image:
+def open_image(path: str, what: str) -> Image.Image:
   """The image file at `path`, opened (header read) but not decoded."""
   if not os.path.isfile(path):
     raise RestoreError(f"The {what} {path!r} does not exist or is not a file; check the path.")
   try:
     return Image.open(path)
   except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-    raise _unreadable(path, what, error) from None
+    raise unreadable(path, what, error) from None
 
 
 def _bits_per_sample(image: Image.Image) -> int:
@@ -88,23 +85,23 @@ def _has_transparency(path: str) -> bool:
 
 def read_photograph(path: str) -> Photograph:
   """Decodes the photograph at `path`; raises RestoreError when it is missing or not an image."""
-  with _open(path, "image") as header:
+  with open_image(path, "image") as header:
     mode, stored_size, file_format = header.mode, header.size, header.format
     bits = _bits_per_sample(header)
     orientation = int(header.getexif().get(_EXIF_ORIENTATION, 1))
   try:
     pixels = load_image(path)
   except Exception as error:  # pylint: disable=broad-except  # any decoder failure is a bad input file
-    raise _unreadable(path, "image", error) from None
+    raise unreadable(path, "image", error) from None
   notes = []
   if orientation != 1:
     notes.append(f"EXIF orientation {orientation} applied: the stored {stored_size[0]}x{stored_size[1]} pixels were "
                  f"turned upright to {pixels.shape[1]}x{pixels.shape[0]} (width x height); every output is upright.")
   if bits == 16:
     notes.append("16-bit samples were scaled to 8 bits (the models work at 8 bits); the outputs are 8-bit.")
-  if (mode in _ALPHA_MODES or (mode == "P" and "transparency" in header.info)) and _has_transparency(path):
+  if (mode in ALPHA_MODES or (mode == "P" and "transparency" in header.info)) and _has_transparency(path):
     notes.append("Transparent pixels were composited onto white; the outputs have no alpha channel.")
-  grayscale = mode in _GRAY_MODES
+  grayscale = mode in GRAY_MODES
   if grayscale:
     notes.append("Grayscale input: the models see it as RGB with equal channels; the outputs are grayscale.")
   description = {"format": file_format, "mode": mode, "bits_per_sample": bits, "exif_orientation": orientation,
@@ -118,55 +115,6 @@ def as_saved(pixels: np.ndarray, grayscale: bool) -> np.ndarray:
   if not grayscale:
     return pixels
   return np.asarray(Image.fromarray(pixels).convert("L"))
-
-
-def _mask_values(image: Image.Image) -> np.ndarray:
-  """float32 [H, W] in [0, 1]; transparent pixels count as 0 (intact)."""
-  if image.mode in ("I", "I;16", "I;16B", "I;16L"):
-    return np.clip(np.asarray(image, np.float32) / 65535.0, 0.0, 1.0)
-  if image.mode == "F":
-    return np.clip(np.asarray(image, np.float32), 0.0, 1.0)
-  if image.mode in _ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
-    black = Image.new("RGBA", image.size, (0, 0, 0, 255))
-    image = Image.alpha_composite(black, image.convert("RGBA"))
-  return np.asarray(image.convert("L"), np.float32) / 255.0
-
-
-@dataclasses.dataclass(frozen=True)
-class Mask:
-  """`damaged` bool [H, W] (True = damaged) and how it was obtained."""
-
-  damaged: np.ndarray
-  source: dict[str, Any]
-  notes: list[str]
-
-
-def read_mask(path: str, height: int, width: int, invert: bool = False) -> Mask:
-  """The damage mask drawn for an upright height x width photograph: white = damaged, black or transparent = intact
-  (the reverse with `invert`). Grey values are thresholded at MASK_THRESHOLD; the EXIF orientation is applied."""
-  with _open(path, "mask") as image:
-    try:
-      values = _mask_values(ImageOps.exif_transpose(image))
-    except Exception as error:  # pylint: disable=broad-except  # any decoder failure is a bad mask file
-      raise _unreadable(path, "mask", error) from None
-  if values.shape != (height, width):
-    raise RestoreError(f"The mask {path!r} is {values.shape[1]}x{values.shape[0]} but the upright image is "
-                       f"{width}x{height} (width x height); draw the mask on the image itself or resize it to "
-                       f"{width}x{height}.")
-  if invert:
-    values = 1.0 - values
-  damaged = values >= MASK_THRESHOLD
-  grey = int(np.count_nonzero((values > 0.0) & (values < 1.0)))
-  notes = []
-  if grey:
-    notes.append(f"The mask has {grey} grey pixels (neither black nor white); those at or above "
-                 f"{MASK_THRESHOLD:.0%} white count as damaged.")
-  if damaged.mean() > 0.5 and not invert:
-    notes.append(f"The mask marks {damaged.mean():.0%} of the image as damaged; if it was drawn black = damaged, "
-                 "re-run with --invert-mask.")
-  source = {"kind": "file", "path": os.path.abspath(path), "sha256": sha256_file(path), "inverted": invert,
-            "threshold": MASK_THRESHOLD, "grey_pixels": grey}
-  return Mask(damaged, source, notes)
 
 
 def _is_within(path: Path, folder: Path) -> bool:

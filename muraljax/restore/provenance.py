@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from scipy import ndimage
 
-from muraljax.restore import figures, io
+from muraljax.restore import figures, io, masks
 from muraljax.restore.model import TrainedModel
 from muraljax.restore.restoration import Result, Settings
 
@@ -72,7 +72,7 @@ def mask_statistics(damaged: np.ndarray) -> dict[str, Any]:
           "damaged_fraction": count / damaged.size, "regions": int(regions), "bounding_box": box}
 
 
-def record(*, command: list[str], started: str, seconds: float, photo: io.Photograph, mask: io.Mask,
+def record(*, command: list[str], started: str, seconds: float, photo: io.Photograph, mask: masks.Mask,
            model: TrainedModel, settings: Settings, result: Result, compute_seconds: float,
            outputs: dict[str, str]) -> dict[str, Any]:
   """The provenance record of one restoration; `outputs` maps each output file (bar this record) to its hash."""
