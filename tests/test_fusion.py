@@ -12,6 +12,7 @@ from muraljax.diffusion import fusion
 
 FACTORS = (4, 2, 1)  # 256, 512, 1024 fused at 1024; the tests' masks are smaller stand-ins.
 COARSE, MIDDLE, FINE = range(3)
+weights_of = jax.jit(fusion.fusion_weights, static_argnames=("factors", "characteristic_length", "cascade"))
 
 
 def as_mask(damaged: np.ndarray) -> jax.Array:
@@ -22,7 +23,7 @@ def as_mask(damaged: np.ndarray) -> jax.Array:
 def test_distance_transform_is_scipys_exactly(shape, density):
   damaged = np.random.default_rng(sum(shape)).random(shape) < density
   squared = np.asarray(jax.jit(fusion.squared_distance_transform)(as_mask(damaged)))[..., 0]
-  distances = np.asarray(fusion.distance_transform(as_mask(damaged)))[..., 0]
+  distances = np.asarray(jax.jit(fusion.distance_transform)(as_mask(damaged)))[..., 0]
   for b in range(shape[0]):
     reference = ndimage.distance_transform_edt(damaged[b])
     np.testing.assert_array_equal(squared[b], np.round(reference**2).astype(np.int64))
@@ -33,7 +34,7 @@ def test_distance_transform_of_a_large_hole_and_of_no_intact_pixel():
   damaged = np.zeros((2, 96, 80), bool)
   damaged[0, 10:90, 5:70] = True
   damaged[1] = True
-  squared = np.asarray(fusion.squared_distance_transform(as_mask(damaged)))[..., 0]
+  squared = np.asarray(jax.jit(fusion.squared_distance_transform)(as_mask(damaged)))[..., 0]
   np.testing.assert_array_equal(squared[0], np.round(ndimage.distance_transform_edt(damaged[0]) ** 2))
   assert np.all(squared[1] == 96**2 + 80**2)
 
@@ -49,7 +50,7 @@ def crack_and_hole(side: int = 256) -> np.ndarray:
 def test_weights_sum_to_one_in_the_damage_and_vanish_on_intact_pixels():
   damaged = crack_and_hole()
   for cascade in (False, True):
-    weights = np.asarray(fusion.fusion_weights(as_mask(damaged), FACTORS, cascade=cascade))
+    weights = np.asarray(weights_of(as_mask(damaged), FACTORS, cascade=cascade))
     assert weights.shape == damaged.shape + (3,)
     assert np.all(weights[~damaged] == 0)
     np.testing.assert_allclose(weights[damaged].sum(-1), 1.0, rtol=1e-6)
@@ -57,7 +58,7 @@ def test_weights_sum_to_one_in_the_damage_and_vanish_on_intact_pixels():
 
 
 def test_coarse_scale_dominates_a_large_hole_and_fine_scale_a_thin_crack():
-  weights = np.asarray(fusion.fusion_weights(as_mask(crack_and_hole()), FACTORS))[0]
+  weights = np.asarray(weights_of(as_mask(crack_and_hole()), FACTORS))[0]
   centre, crack = weights[128, 150], weights[128, 21]
   assert centre[COARSE] > 0.9 and centre.argmax() == COARSE
   assert crack[FINE] > 0.9 and crack.argmax() == FINE
@@ -72,7 +73,7 @@ def test_weights_depend_on_the_depth_in_each_scales_own_pixels():
   def centre_weights(side, radius, factors):
     y, x = np.mgrid[:side, :side]
     damaged = ((y - side / 2 + 0.5) ** 2 + (x - side / 2 + 0.5) ** 2 <= radius**2)[None]
-    return np.asarray(fusion.fusion_weights(as_mask(damaged), factors))[0, side // 2, side // 2]
+    return np.asarray(weights_of(as_mask(damaged), factors))[0, side // 2, side // 2]
 
   np.testing.assert_allclose(centre_weights(256, 48, (4, 2, 1)), centre_weights(64, 12, (1, 0.5, 0.25)),
                              atol=0.02)
@@ -80,7 +81,7 @@ def test_weights_depend_on_the_depth_in_each_scales_own_pixels():
 
 def test_cascade_gives_the_finest_scale_everything():
   damaged = crack_and_hole()
-  weights = np.asarray(fusion.fusion_weights(as_mask(damaged), FACTORS, cascade=True))[0]
+  weights = np.asarray(weights_of(as_mask(damaged), FACTORS, cascade=True))[0]
   np.testing.assert_array_equal(weights[damaged[0]], np.tile([0.0, 0.0, 1.0], (damaged.sum(), 1)))
 
 

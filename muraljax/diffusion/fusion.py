@@ -57,9 +57,10 @@ def _row_squared_distances(intact: jax.Array) -> jax.Array:
 def _column_min_plus(g2: jax.Array) -> jax.Array:
   """int32 [B, H, W]: min over rows y' of g2[y', x] + (y - y')^2 (the exact second pass).
 
-  A loop over y' with one [B, H, W] min-update each: O(H^2 W) simple vector work and no sequential
-  data-dependent steps, which beat Felzenszwalb's lower envelope (a scan with a while loop per row) 4x on CPU
-  at 1024 px and needs no more than one kernel per row on accelerators.
+  A loop over y' with one [B, H, W] min-update each: O(H^2 W) simple vector work and no data-dependent steps.
+  Measured at 1024 x 1024 on 2 CPU cores: 0.12 s, against 0.38 s for Felzenszwalb's O(H W) lower envelope (a
+  scan over rows with a while loop of pops, vectorised over columns) and 1.2 s for the same min-plus product as
+  a chunked broadcast-and-reduce; on accelerators it is one small elementwise kernel per row.
   """
   height = g2.shape[1]
   y = jnp.arange(height, dtype=jnp.int32)[None, :, None]
