@@ -39,11 +39,15 @@ def optimizer_config() -> ml_collections.ConfigDict:
 
 def mesh_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  # Mesh axis sizes in order; -1 takes every remaining device. The batch is split over 'data' and 'fsdp';
-  # parameters and optimizer state are split over 'fsdp'.
+  # Mesh axis sizes in order; -1 takes every remaining device. Axes: 'data' and 'fsdp' split the batch, 'fsdp'
+  # also the parameters and optimizer state (by `rules`), 'tensor' splits channels (by `rules`), not the batch.
   c.shape = ml_collections.ConfigDict({"data": -1, "fsdp": 1})
   c.num_devices = 0  # Use only the first N devices (0 = all); handy for single-device debugging.
-  c.fsdp_min_size = 2**18  # Parameters with fewer elements than this stay replicated under fsdp.
+  # (logical axis, mesh axis) pairs: which mesh axis each named parameter dimension may be split over, tried in
+  # order (muraljax.train.sharding.ParamLayout). Logical axes: see muraljax.models.partitioning.
+  c.rules = (("channels_in", "fsdp"), ("channels_out", "tensor"), ("channels_out", "fsdp"),
+             ("channels", "tensor"), ("channels", "fsdp"), ("classes", "fsdp"))
+  c.fsdp_min_size = 2**18  # Parameters with fewer elements than this stay replicated (on every mesh axis).
   return c
 
 

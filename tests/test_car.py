@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from muraljax.models import car, edsr
+from muraljax.models import car, edsr, partitioning
 from muraljax.models.naming import read_layout_file
 from muraljax.tasks import car_loss
 
@@ -18,7 +18,7 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "state_dict_keys"
 
 
 def abstract_params(model, side):
-  return jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, side, side, 3)))["params"]
+  return partitioning.unbox(jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, side, side, 3)))["params"])
 
 
 def count(params):
@@ -43,7 +43,7 @@ def test_edsr_matches_official_names_shapes_and_count(scale, expected):
 def resampler(scale):
   """An initialised net whose offset heads saturate the tanh, so the [-s, s] bound is actually reached."""
   net = car.KernelGenerationNet(scale=scale)
-  variables = jax.jit(net.init)(jax.random.key(scale), jnp.zeros((1, 16, 16, 3)))
+  variables = partitioning.unbox(jax.jit(net.init)(jax.random.key(scale), jnp.zeros((1, 16, 16, 3))))
   params = dict(variables["params"])
   for head in ("offsets_h_generation_4", "offsets_v_generation_4"):
     params[head] = jax.tree_util.tree_map(lambda p: 1e3 * p, params[head])
@@ -102,7 +102,7 @@ def test_mean_shifts_are_fixed_official_constants():
 def test_tiny_edsr_upscales(scale):
   model = edsr.EDSR(scale=scale, n_resblocks=2, n_feats=8)
   lr = jax.random.uniform(jax.random.key(0), (2, 5, 6, 3))
-  params = model.init(jax.random.key(1), lr)["params"]
+  params = partitioning.unbox(model.init(jax.random.key(1), lr)["params"])
   assert model.apply({"params": params}, lr).shape == (2, 5 * scale, 6 * scale, 3)
   # With every conv zeroed, only add_mean's bias is left: the output is the RGB mean everywhere.
   zeroed = {name: jax.tree_util.tree_map(jnp.zeros_like, p) if name not in edsr.MEAN_SHIFT_NAMES else p
@@ -114,7 +114,7 @@ def test_tiny_edsr_upscales(scale):
 def test_edsr_bfloat16_compute_keeps_float32_params():
   model = edsr.EDSR(scale=2, n_resblocks=1, n_feats=8, dtype=jnp.bfloat16)
   lr = jnp.full((1, 4, 4, 3), 0.5)
-  variables = model.init(jax.random.key(0), lr)
+  variables = partitioning.unbox(model.init(jax.random.key(0), lr))
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree_util.tree_leaves(variables))
   assert model.apply(variables, lr).dtype == jnp.bfloat16
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from test_layers import conv2d_reference, conv_transpose2x2_reference, half_instance_norm_reference, nchw, nhwc
 
-from muraljax.models import hinet, naming
+from muraljax.models import hinet, naming, partitioning
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "state_dict_keys"
 
@@ -19,7 +19,7 @@ FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "state_dict_keys"
 def abstract_params(model: hinet.HINet) -> dict:
   """Param tree of ShapeDtypeStructs; nothing is allocated."""
   image = jax.ShapeDtypeStruct((1, 16, 16, 3), jnp.float32)
-  return jax.eval_shape(model.init, jax.random.key(0), image)["params"]
+  return partitioning.unbox(jax.eval_shape(model.init, jax.random.key(0), image)["params"])
 
 
 def random_params(model: hinet.HINet, seed: int = 0) -> dict:

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from muraljax.models import partitioning
 from muraljax.models.layers import HalfInstanceNorm, UpConv2x2, conv2d
 
 
@@ -70,7 +71,7 @@ def test_up_conv_matches_pytorch_conv_transpose(use_bias):
   torch_bias = rng.normal(size=(4,)).astype(np.float32)
 
   layer = UpConv2x2(4, use_bias=use_bias)
-  shapes = jax.tree.map(jnp.shape, layer.init(jax.random.key(0), x)["params"])
+  shapes = jax.tree.map(jnp.shape, partitioning.unbox(layer.init(jax.random.key(0), x)["params"]))
   assert shapes == ({"kernel": (2, 2, 6, 4), "bias": (4,)} if use_bias else {"kernel": (2, 2, 6, 4)})
 
   params = {"kernel": torch_weight.transpose(2, 3, 0, 1)}
@@ -92,7 +93,7 @@ def test_conv2d_pads_like_pytorch(kernel_size, stride, padding, use_bias):
   x = rng.normal(size=(2, 8, 10, 3)).astype(np.float32)
   layer = conv2d(5, kernel_size, stride=stride, padding=padding, use_bias=use_bias)
   params = jax.tree.map(
-      lambda p: rng.normal(size=p.shape).astype(np.float32), layer.init(jax.random.key(0), x)["params"]
+      lambda p: rng.normal(size=p.shape).astype(np.float32), partitioning.unbox(layer.init(jax.random.key(0), x)["params"])
   )
   out = layer.apply({"params": params}, x)
 
@@ -110,7 +111,7 @@ def test_half_instance_norm_matches_reference():
   x = (rng.normal(size=(2, 7, 9, 6)) * 3 + 10).astype(np.float32)
   params = {"scale": rng.normal(size=(3,)).astype(np.float32), "bias": rng.normal(size=(3,)).astype(np.float32)}
   layer = HalfInstanceNorm()
-  assert jax.tree.map(jnp.shape, layer.init(jax.random.key(0), x)["params"]) == {"scale": (3,), "bias": (3,)}
+  assert jax.tree.map(jnp.shape, partitioning.unbox(layer.init(jax.random.key(0), x)["params"])) == {"scale": (3,), "bias": (3,)}
 
   out = layer.apply({"params": params}, x)
 

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from muraljax.models import partitioning
 from muraljax.models import unet as unet_lib
 from muraljax.models.controlnet import ControlNet, copy_encoder_from_unet
 from muraljax.models.unet import UNet, UNetConfig
@@ -21,7 +22,7 @@ def init(module, *args):
   """Real initial params; the init program is compiled without LLVM optimisation (it runs once)."""
   key = jax.random.PRNGKey(0)
   compiled = jax.jit(module.init).lower(key, *args).compile(compiler_options={"xla_backend_optimization_level": 0})
-  return compiled(key, *args)["params"]
+  return partitioning.unbox(compiled(key, *args)["params"])
 
 
 def inputs(seed: int = 0):
@@ -74,14 +75,14 @@ def expected_diffusers_layout() -> dict[str, tuple[int, ...]]:
 
 def test_param_names_and_shapes_are_diffusers_unet2dmodel():
   sample, t, _, labels = inputs()
-  params = jax.eval_shape(UNet(TINY).init, jax.random.PRNGKey(0), sample, t, labels)["params"]
+  params = partitioning.unbox(jax.eval_shape(UNet(TINY).init, jax.random.PRNGKey(0), sample, t, labels)["params"])
   assert unet_lib.torch_layout(params) == expected_diffusers_layout()
 
 
 def test_controlnet_names_add_the_condition_embedding_and_zero_convs_to_the_encoder():
   sample, t, condition, labels = inputs()
-  params = jax.eval_shape(ControlNet(TINY, (8, 16)).init, jax.random.PRNGKey(0), sample, t, condition,
-                          labels)["params"]
+  params = partitioning.unbox(jax.eval_shape(ControlNet(TINY, (8, 16)).init, jax.random.PRNGKey(0), sample, t, condition,
+                          labels)["params"])
   layout = unet_lib.torch_layout(params)
   unet_layout = expected_diffusers_layout()
   encoder = {k: v for k, v in unet_layout.items()
@@ -115,7 +116,7 @@ def test_forward_shapes_with_and_without_class_labels(unet_and_params):
 
   unconditional = UNet(UNetConfig(block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4,
                                   out_channels=4))
-  shapes = jax.eval_shape(unconditional.init, jax.random.PRNGKey(0), sample, t)
+  shapes = partitioning.unbox(jax.eval_shape(unconditional.init, jax.random.PRNGKey(0), sample, t))
   assert "class_embedding" not in shapes["params"]
   assert jax.eval_shape(unconditional.apply, shapes, sample, t).shape == (B, SIDE, SIDE, 4)
 

@@ -46,7 +46,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from muraljax.models import naming
+from muraljax.models import naming, partitioning
 from muraljax.models.edsr import MeanShift
 from muraljax.models.ops import crop_to, pad_to_multiple, pixel_shuffle, pixel_unshuffle
 from muraljax.models.resample import kernel_size, resample
@@ -112,7 +112,7 @@ class DownsampleBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    conv = nn.Conv(self.features, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype, name="downsample_1")
+    conv = partitioning.Conv(self.features, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype, name="downsample_1")
     return conv(pixel_unshuffle(x, 2))
 
 
@@ -127,7 +127,7 @@ class UpsampleBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     out = self.features * self.factor**2
-    conv = nn.Conv(out, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype, name="upsample_0")
+    conv = partitioning.Conv(out, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype, name="upsample_0")
     return pixel_shuffle(conv(x), self.factor)
 
 
@@ -139,7 +139,7 @@ class ResidualBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    conv = functools.partial(nn.Conv, x.shape[-1], (3, 3), padding="VALID", dtype=self.dtype,
+    conv = functools.partial(partitioning.Conv, x.shape[-1], (3, 3), padding="VALID", dtype=self.dtype,
                              param_dtype=self.param_dtype)
     out = nn.leaky_relu(conv(name="transform_1")(_reflect_pad(x, 1)), LEAKY_SLOPE)
     return x + conv(name="transform_4")(_reflect_pad(out, 1))
@@ -157,7 +157,7 @@ class KernelGenerationNet(nn.Module):
 
   def _conv(self, features: int, size: int, name: str, x: jax.Array) -> jax.Array:
     """A "valid" conv after reflection padding by size // 2."""
-    conv = nn.Conv(features, (size, size), padding="VALID", dtype=self.dtype, param_dtype=self.param_dtype,
+    conv = partitioning.Conv(features, (size, size), padding="VALID", dtype=self.dtype, param_dtype=self.param_dtype,
                    name=name)
     return conv(_reflect_pad(x, size // 2))
 

@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from muraljax.models import partitioning
 from muraljax.models.layers import conv2d
 from muraljax.models.unet import UNetConfig, conv_in, embed_time_and_class, encode
 
@@ -46,7 +47,7 @@ class ConditioningEmbedding(nn.Module):
     for i, (width, next_width) in enumerate(zip(self.channels[:-1], self.channels[1:])):
       x = nn.silu(conv(width, name=f"blocks_{2 * i}")(x))
       x = nn.silu(conv(next_width, name=f"blocks_{2 * i + 1}")(x))
-    return nn.Conv(self.out_channels, (3, 3), padding=1, dtype=self.dtype, kernel_init=nn.initializers.zeros,
+    return partitioning.Conv(self.out_channels, (3, 3), padding=1, dtype=self.dtype, kernel_init=nn.initializers.zeros,
                    name="conv_out")(x)
 
 
@@ -74,7 +75,7 @@ class ControlNet(nn.Module):
     x = x + ConditioningEmbedding(self.conditioning_channels, x.shape[-1], self.dtype,
                                   name="controlnet_cond_embedding")(condition)
     x, skips = encode(config, x, temb, self.dtype)
-    zero_conv = functools.partial(nn.Conv, kernel_size=(1, 1), dtype=self.dtype, kernel_init=nn.initializers.zeros)
+    zero_conv = functools.partial(partitioning.Conv, kernel_size=(1, 1), dtype=self.dtype, kernel_init=nn.initializers.zeros)
     down = tuple(zero_conv(s.shape[-1], name=f"controlnet_down_blocks_{i}")(s) for i, s in enumerate(skips))
     return down, zero_conv(x.shape[-1], name="controlnet_mid_block")(x)
 

@@ -33,7 +33,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from muraljax.models import naming
+from muraljax.models import naming, partitioning
 from muraljax.models.ops import pixel_shuffle
 
 Dtype = Any
@@ -69,8 +69,8 @@ class MeanShift(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     identity = lambda key, shape, dtype: jnp.eye(3, dtype=dtype).reshape(shape)
     mean = lambda key, shape, dtype: self.sign * jnp.asarray(RGB_MEAN, dtype)
-    kernel = jax.lax.stop_gradient(self.param("kernel", identity, (1, 1, 3, 3), self.param_dtype))
-    bias = jax.lax.stop_gradient(self.param("bias", mean, (3,), self.param_dtype))
+    kernel = jax.lax.stop_gradient(self.param("kernel", partitioning.annotated(identity, partitioning.CONV), (1, 1, 3, 3), self.param_dtype))
+    bias = jax.lax.stop_gradient(self.param("bias", partitioning.annotated(mean, partitioning.VECTOR), (3,), self.param_dtype))
     return jnp.einsum("bhwi,io->bhwo", x.astype(self.dtype), kernel[0, 0].astype(self.dtype)) + bias.astype(
         self.dtype)
 
@@ -85,7 +85,7 @@ class ResBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    conv = functools.partial(nn.Conv, self.features, (3, 3), dtype=self.dtype, param_dtype=self.param_dtype)
+    conv = functools.partial(partitioning.Conv, self.features, (3, 3), dtype=self.dtype, param_dtype=self.param_dtype)
     return x + self.res_scale * conv(name="body_2")(nn.relu(conv(name="body_0")(x)))
 
 
@@ -109,7 +109,7 @@ class EDSR(nn.Module):
     if x.ndim != 4 or x.shape[-1] != 3:
       raise ValueError(f"EDSR needs RGB images [B, h, w, 3], got shape {x.shape}.")
     kwargs = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    conv = functools.partial(nn.Conv, kernel_size=(3, 3), **kwargs)
+    conv = functools.partial(partitioning.Conv, kernel_size=(3, 3), **kwargs)
 
     x = conv(self.n_feats, name="head_0")(MeanShift(-1.0, name="sub_mean", **kwargs)(x))
     res = x

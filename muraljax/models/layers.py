@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from muraljax.models import partitioning
 from muraljax.models.ops import pixel_shuffle
 
 Dtype = Any
@@ -37,7 +38,7 @@ def conv2d(
   `padding` is the zero padding on every side; the default `kernel_size // 2` keeps H and W for odd kernels.
   Kernel [k, k, C_in, features] (PyTorch weight [features, C_in, k, k] transposed (2, 3, 1, 0)).
   """
-  return nn.Conv(
+  return partitioning.Conv(
       features,
       (kernel_size, kernel_size),
       strides=stride,
@@ -70,9 +71,9 @@ class UpConv2x2(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     in_features = x.shape[-1]
     kernel = self.param(
-        "kernel", nn.initializers.lecun_normal(), (2, 2, in_features, self.features), self.param_dtype
+        "kernel", partitioning.annotated(nn.initializers.lecun_normal(), partitioning.CONV), (2, 2, in_features, self.features), self.param_dtype
     )
-    bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype) if self.use_bias else None
+    bias = self.param("bias", partitioning.annotated(nn.initializers.zeros, partitioning.VECTOR), (self.features,), self.param_dtype) if self.use_bias else None
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
 
     # [C_in, features * 2 * 2] has PyTorch's weight layout, whose channel order pixel_shuffle expects.
@@ -99,8 +100,8 @@ class HalfInstanceNorm(nn.Module):
     if channels % 2:
       raise ValueError(f"HalfInstanceNorm needs an even number of channels, got {channels}.")
     half = channels // 2
-    scale = self.param("scale", nn.initializers.ones, (half,), self.param_dtype)
-    bias = self.param("bias", nn.initializers.zeros, (half,), self.param_dtype)
+    scale = self.param("scale", partitioning.annotated(nn.initializers.ones, partitioning.VECTOR), (half,), self.param_dtype)
+    bias = self.param("bias", partitioning.annotated(nn.initializers.zeros, partitioning.VECTOR), (half,), self.param_dtype)
     dtype = self.dtype or jnp.result_type(x, scale)
 
     normalized = x[..., :half].astype(jnp.float32)

@@ -47,7 +47,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from muraljax.models import naming
+from muraljax.models import naming, partitioning
 from muraljax.models.layers import conv2d
 
 Dtype = Any
@@ -146,7 +146,7 @@ def timestep_features(timesteps: jax.Array, dim: int, flip_sin_to_cos: bool, fre
 
 
 def _group_norm(config: UNetConfig, dtype: Dtype, name: str) -> nn.GroupNorm:
-  return nn.GroupNorm(num_groups=config.norm_num_groups, epsilon=config.norm_eps, dtype=dtype, name=name)
+  return partitioning.GroupNorm(num_groups=config.norm_num_groups, epsilon=config.norm_eps, dtype=dtype, name=name)
 
 
 class ResnetBlock2D(nn.Module):
@@ -161,7 +161,7 @@ class ResnetBlock2D(nn.Module):
   def __call__(self, x: jax.Array, temb: jax.Array) -> jax.Array:
     conv = functools.partial(conv2d, self.out_channels, dtype=self.dtype)
     h = conv(3, name="conv1")(nn.silu(_group_norm(self.config, self.dtype, "norm1")(x)))
-    h = h + nn.Dense(self.out_channels, dtype=self.dtype, name="time_emb_proj")(nn.silu(temb))[:, None, None, :]
+    h = h + partitioning.Dense(self.out_channels, dtype=self.dtype, name="time_emb_proj")(nn.silu(temb))[:, None, None, :]
     h = conv(3, name="conv2")(nn.silu(_group_norm(self.config, self.dtype, "norm2")(h)))
     if x.shape[-1] != self.out_channels:
       x = conv(1, name="conv_shortcut")(x)
@@ -180,10 +180,10 @@ class AttentionBlock(nn.Module):
     b, h, w, c = x.shape
     heads = c // self.config.attention_head_dim if self.config.attention_head_dim else 1
     tokens = _group_norm(self.config, self.dtype, "group_norm")(x).reshape(b, h * w, c)
-    q, k, v = (nn.Dense(c, dtype=self.dtype, name=name)(tokens).reshape(b, h * w, heads, c // heads)
+    q, k, v = (partitioning.Dense(c, dtype=self.dtype, name=name)(tokens).reshape(b, h * w, heads, c // heads)
                for name in ("to_q", "to_k", "to_v"))
     attended = jax.nn.dot_product_attention(q, k, v).reshape(b, h * w, c)
-    return x + nn.Dense(c, dtype=self.dtype, name="to_out_0")(attended).reshape(b, h, w, c)
+    return x + partitioning.Dense(c, dtype=self.dtype, name="to_out_0")(attended).reshape(b, h, w, c)
 
 
 class Downsample2D(nn.Module):
@@ -278,8 +278,8 @@ class TimestepEmbedding(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = nn.silu(nn.Dense(self.features, dtype=self.dtype, name="linear_1")(x))
-    return nn.Dense(self.features, dtype=self.dtype, name="linear_2")(x)
+    x = nn.silu(partitioning.Dense(self.features, dtype=self.dtype, name="linear_1")(x))
+    return partitioning.Dense(self.features, dtype=self.dtype, name="linear_2")(x)
 
 
 # The encoder half, shared by the U-Net and its ControlNet: these create their submodules ("time_embedding",
@@ -296,7 +296,7 @@ def embed_time_and_class(config: UNetConfig, timesteps: jax.Array, class_labels:
     if class_labels is None:
       raise ValueError(f"This U-Net is class-conditioned (num_class_embeds={config.num_class_embeds}); pass "
                        "class_labels, int [B].")
-    emb = emb + nn.Embed(config.num_class_embeds, 4 * width, dtype=dtype, name="class_embedding")(class_labels)
+    emb = emb + partitioning.Embed(config.num_class_embeds, 4 * width, dtype=dtype, name="class_embedding")(class_labels)
   return emb
 
 

@@ -29,7 +29,7 @@ import jax
 import numpy as np
 from flax import traverse_util
 
-from muraljax.models import naming
+from muraljax.models import naming, partitioning
 from muraljax.port import families
 from muraljax.port.errors import PortError
 from muraljax.port.reading import StateDict, as_state_dict
@@ -69,7 +69,7 @@ class Conversion:
 
 def abstract_params(target: families.Target) -> dict:
   """The target's param tree as ShapeDtypeStructs (jax.eval_shape of its init)."""
-  return jax.eval_shape(target.module.init, jax.random.key(0), *target.inputs)["params"]
+  return partitioning.unbox(jax.eval_shape(target.module.init, jax.random.key(0), *target.inputs)["params"])
 
 
 def expected_tensors(params: Mapping, family: families.Family) -> dict[str, Slot]:
@@ -229,7 +229,7 @@ def _fresh_params(target: families.Target) -> dict[tuple[str, ...], Any]:
   inputs = [np.zeros(x.shape, x.dtype) for x in target.inputs]
   init = jax.jit(target.module.init).lower(key, *inputs).compile(
       compiler_options={"xla_backend_optimization_level": 0})
-  return traverse_util.flatten_dict(init(key, *inputs)["params"])
+  return traverse_util.flatten_dict(partitioning.unbox(init(key, *inputs)["params"]))
 
 
 def _mismatch_message(module: nn.Module, family: families.Family, tensors: StateDict, slots: dict[str, Slot],

@@ -54,9 +54,10 @@ class ARINTask:
     self.car_weight = config.loss.car_weight
     self.hinet_weight = config.loss.hinet_weight
 
-  def init(self, rng: jax.Array, batch: Batch) -> Params:
+  def init(self, rng: jax.Array, batch: Batch, keep_axis_names: bool = False) -> Params:
     car_rng, hinet_rng = jax.random.split(rng)
-    return {"car": self.car.init(car_rng, batch), "hinet": self.hinet.init(hinet_rng, batch)}
+    return {"car": self.car.init(car_rng, batch, keep_axis_names),
+            "hinet": self.hinet.init(hinet_rng, batch, keep_axis_names)}
 
   def loss(self, params: Params, batch: Batch, rng: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
     restored, down = self.car.restore(params["car"], batch["damaged"])

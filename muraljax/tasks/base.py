@@ -13,8 +13,9 @@ Params = Any
 class Task(Protocol):
   """What the trainer needs from a model family; all methods are pure and jit-compatible."""
 
-  def init(self, rng: jax.Array, batch: Batch) -> Params:
-    """Fresh parameters for inputs shaped like `batch`."""
+  def init(self, rng: jax.Array, batch: Batch, keep_axis_names: bool = False) -> Params:
+    """Fresh parameters for inputs shaped like `batch`; with `keep_axis_names`, each leaf is boxed with its
+    logical axis names (see muraljax.models.partitioning)."""
 
   def loss(self, params: Params, batch: Batch, rng: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Scalar training loss (mean over the global batch) and scalar metrics to log."""

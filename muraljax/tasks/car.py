@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from muraljax.data.errors import DataError
-from muraljax.models import edsr
+from muraljax.models import edsr, partitioning
 from muraljax.models.car import Downscaled, KernelGenerationNet, quantize
 from muraljax.models.ops import crop_to, pad_to_multiple
 from muraljax.models.resample import SCALES
@@ -58,13 +58,14 @@ class CARTask:
     self.loss_weights = dict(l1_weight=config.loss.l1_weight, tv_weight=config.loss.tv_weight,
                              offset_weight=config.loss.offset_weight)
 
-  def init(self, rng: jax.Array, batch: Batch) -> Params:
+  def init(self, rng: jax.Array, batch: Batch, keep_axis_names: bool = False) -> Params:
     image, _ = pad_to_multiple(batch["damaged"], self.scale)
     resampler_rng, upscaler_rng = jax.random.split(rng)
     b, h, w, c = image.shape
     low_resolution = jnp.zeros((b, h // self.scale, w // self.scale, c), image.dtype)
-    return {"resampler": self.resampler.init(resampler_rng, image)["params"],
-            "upscaler": self.upscaler.init(upscaler_rng, low_resolution)["params"]}
+    params = {"resampler": self.resampler.init(resampler_rng, image)["params"],
+              "upscaler": self.upscaler.init(upscaler_rng, low_resolution)["params"]}
+    return partitioning.maybe_unbox(params, keep_axis_names)
 
   def restore(self, params: Params, image: jax.Array) -> tuple[jax.Array, Downscaled]:
     """[B, H, W, 3] -> (reconstruction [B, H, W, 3] in the compute dtype, unclipped; the downscaling).

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from muraljax.diffusion import losses, samplers, schedules
+from muraljax.models import partitioning
 from muraljax.models.controlnet import ControlNet, copy_encoder_from_unet
 from muraljax.models.unet import UNet, UNetConfig
 from muraljax.tasks.base import Batch, Params
@@ -73,7 +74,7 @@ class DiffusionTask:
   def condition_channels(self) -> int:
     return 5 if self.use_contours else 4
 
-  def init(self, rng: jax.Array, batch: Batch) -> Params:
+  def init(self, rng: jax.Array, batch: Batch, keep_axis_names: bool = False) -> Params:
     b, h, w, _ = batch["damaged"].shape
     condition = jnp.zeros((b, h, w, self.condition_channels))
     sample = jnp.zeros((b, h, w, 3 + self.condition_channels))
@@ -83,7 +84,7 @@ class DiffusionTask:
     controlnet = self.controlnet.init(controlnet_rng, sample, t, condition, labels)["params"]
     if self.controlnet_from_base:
       controlnet = copy_encoder_from_unet(controlnet, unet)
-    return {"unet": unet, "controlnet": controlnet}
+    return partitioning.maybe_unbox({"unet": unet, "controlnet": controlnet}, keep_axis_names)
 
   def trainable(self, params: Params):
     return {"unet": jax.tree.map(lambda _: not self.freeze_base, params["unet"]),

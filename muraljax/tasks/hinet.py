@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from muraljax.models import partitioning
 from muraljax.models.hinet import HINet
 from muraljax.tasks.base import Batch, Params
 
@@ -30,8 +31,8 @@ class HINetTask:
     self.model = model_from_config(config)
     self.loss_weight = config.loss.psnr_weight
 
-  def init(self, rng: jax.Array, batch: Batch) -> Params:
-    return self.model.init(rng, batch["damaged"])["params"]
+  def init(self, rng: jax.Array, batch: Batch, keep_axis_names: bool = False) -> Params:
+    return partitioning.maybe_unbox(self.model.init(rng, batch["damaged"])["params"], keep_axis_names)
 
   def loss(self, params: Params, batch: Batch, rng: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
     del rng  # HINet is deterministic.

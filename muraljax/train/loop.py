@@ -125,7 +125,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
   rng = jax.random.PRNGKey(config.seed)
   state = create_train_state(
       task, tx, rng, _example_batch(config),
-      lambda abstract: sharding.state_shardings(abstract, mesh, config.mesh.fsdp_min_size),
+      sharding.ParamLayout.from_config(mesh, config.mesh),
       ema_decay=train_cfg.ema_decay)
   state_shardings = jax.tree.map(lambda x: x.sharding, state)
   num_params = sum(math.prod(x.shape) for x in jax.tree.leaves(state.params))

@@ -1,13 +1,15 @@
 """The device mesh, and how batches, parameters and optimizer state are laid out on it.
 
 One code path for every scale: a single-device CPU run is a 1x1 mesh, a pod is the same mesh with more devices.
-The batch is split along its leading axis over the data-parallel axes ('data' and 'fsdp'); parameters stay
-replicated unless the 'fsdp' axis has more than one device, in which case every parameter with at least
-`fsdp_min_size` elements is split along its largest dimension that the axis size divides.
+The batch is split along its leading axis over the data-parallel axes ('data' and 'fsdp'), and replicated over
+'tensor'. Parameters (and their optimizer state) are split as `ParamLayout` says: every parameter names its
+dimensions with logical axes ('channels_in', 'channels_out', ...), and `config.mesh.rules` maps those names to
+mesh axes, so the default rules give FSDP over 'fsdp' and channel (tensor) parallelism over 'tensor'.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -16,6 +18,9 @@ import ml_collections
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from muraljax.models import partitioning
+
+MESH_AXES = ("data", "fsdp", "tensor")
 BATCH_AXES = ("data", "fsdp")
 
 
@@ -33,7 +38,7 @@ def make_mesh(config: ml_collections.ConfigDict) -> Mesh:
     devices = devices[: config.num_devices]
   names = tuple(config.shape.keys())
   sizes = [int(config.shape[n]) for n in names]
-  unknown = set(names) - {"data", "fsdp", "tensor"}
+  unknown = set(names) - set(MESH_AXES)
   if unknown:
     raise ShardingError(f"Unknown mesh axes {sorted(unknown)}; use 'data', 'fsdp' (and 'tensor').")
   if sizes.count(-1) > 1:
@@ -74,24 +79,48 @@ def check_batch_size(global_batch: int, mesh: Mesh) -> None:
         f"use a multiple of {size}.")
 
 
-def param_spec(shape: tuple[int, ...], fsdp_size: int, min_size: int) -> P:
-  """Splits the largest dimension divisible by the fsdp axis size; small parameters stay replicated."""
-  if fsdp_size == 1 or math.prod(shape) < min_size:
-    return P()
-  for dim in sorted(range(len(shape)), key=lambda d: -shape[d]):
-    if shape[dim] % fsdp_size == 0:
-      spec = [None] * len(shape)
-      spec[dim] = "fsdp"
-      return P(*spec)
-  return P()
+@dataclasses.dataclass(frozen=True)
+class ParamLayout:
+  """How parameters are split over `mesh`: the logical axis names every parameter carries (see
+  muraljax.models.partitioning) map to mesh axes by `rules`, (logical name, mesh axis) pairs tried in order.
 
+  For each dimension of a parameter, the first rule for its name whose mesh axis is in the mesh with more than
+  one device, is not yet used by another dimension of the parameter and divides the dimension wins; otherwise
+  the dimension is replicated. Parameters with fewer than `min_size` elements stay replicated whole.
+  """
 
-def state_shardings(abstract_state: Any, mesh: Mesh, fsdp_min_size: int) -> Any:
-  """NamedShardings for every leaf of a (possibly abstract) train state pytree."""
-  fsdp_size = mesh.shape.get("fsdp", 1)
-  return jax.tree.map(
-      lambda leaf: NamedSharding(mesh, param_spec(tuple(leaf.shape), fsdp_size, fsdp_min_size)),
-      abstract_state)
+  mesh: Mesh
+  rules: tuple[tuple[str, str], ...]
+  min_size: int
+
+  @classmethod
+  def from_config(cls, mesh: Mesh, config: ml_collections.ConfigDict) -> "ParamLayout":
+    """From `config.mesh` (rules, fsdp_min_size); raises ShardingError for a malformed rule."""
+    rules = tuple(tuple(rule) for rule in config.rules)
+    for rule in rules:
+      if len(rule) != 2 or rule[0] not in partitioning.AXIS_NAMES or rule[1] not in MESH_AXES:
+        raise ShardingError(
+            f"mesh.rules entry {rule!r} is not a (logical axis, mesh axis) pair; logical axes are "
+            f"{sorted(partitioning.AXIS_NAMES)}, mesh axes {list(MESH_AXES)}.")
+    return cls(mesh, rules, config.fsdp_min_size)
+
+  def spec(self, names: tuple[str | None, ...], shape: tuple[int, ...]) -> P:
+    """The mesh PartitionSpec of a parameter of `shape` whose dimensions have the logical axis `names`."""
+    if math.prod(shape) < self.min_size:
+      return P()
+    used, spec = set(), []
+    for name, size in zip(names, shape):
+      axis = next((mesh_axis for logical, mesh_axis in self.rules
+                   if logical == name and mesh_axis not in used and self.mesh.shape.get(mesh_axis, 1) > 1
+                   and size % self.mesh.shape[mesh_axis] == 0), None)
+      used.add(axis)  # (None is never a mesh axis)
+      spec.append(axis)
+    return P(*spec)
+
+  def shardings(self, axes: Any, abstract_params: Any) -> Any:
+    """NamedShardings for a param tree, from its tree of logical-axis PartitionSpecs (partitioning.axes)."""
+    return jax.tree.map(lambda names, leaf: NamedSharding(self.mesh, self.spec(tuple(names), tuple(leaf.shape))),
+                        axes, abstract_params)
 
 
 def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:

@@ -11,6 +11,9 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from muraljax.models import partitioning
+from muraljax.train import sharding
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -48,10 +51,54 @@ class TrainState:
     return self.replace(step=self.step + 1, params=params, opt_state=opt_state, ema_params=ema_params)
 
 
+def state_shardings(task, tx: optax.GradientTransformation, example_batch: dict[str, Any],
+                    layout: sharding.ParamLayout, ema_decay: float = 0.0) -> TrainState:
+  """The NamedSharding of every leaf of the train state: params (and EMA params) as `layout` lays out their
+  logical axes, optimizer moments like their params, scalars and the RNG key replicated."""
+  rng = jax.random.PRNGKey(0)
+  axes = partitioning.axes(jax.eval_shape(lambda r: task.init(r, example_batch, keep_axis_names=True), rng))
+  abstract = _abstract_state(task, tx, example_batch, ema_decay)
+  params = layout.shardings(axes, abstract.params)
+  replicated = sharding.replicated(layout.mesh)
+  return abstract.replace(step=replicated, params=params, opt_state=_like_params(abstract, params, replicated),
+                          rng=replicated, ema_params=params if ema_decay else None)
+
+
+def _like_params(abstract: TrainState, params: Any, otherwise: jax.sharding.Sharding) -> Any:
+  """Shardings for the optimizer state: a leaf whose path ends with a parameter's path (Adam's mu and nu, under
+  whatever wrappers the optimizer has) and has its shape is placed like the parameter; the rest `otherwise`."""
+  by_path = {tuple(path): (leaf.shape, where) for (path, leaf), where in
+             zip(jax.tree_util.tree_flatten_with_path(abstract.params)[0], jax.tree.leaves(params))}
+  depths = sorted({len(path) for path in by_path})
+
+  def place(path, leaf):
+    for depth in depths:
+      shape, where = by_path.get(tuple(path[-depth:]), (None, None))
+      if shape == leaf.shape:
+        return where
+    return otherwise
+
+  return jax.tree_util.tree_map_with_path(place, abstract.opt_state)
+
+
+def abstract_train_state(task, tx: optax.GradientTransformation, example_batch: dict[str, Any],
+                         layout: sharding.ParamLayout, ema_decay: float = 0.0) -> TrainState:
+  """The train state as sharded ShapeDtypeStructs: enough to compile a step ahead of time without allocating."""
+  shardings = state_shardings(task, tx, example_batch, layout, ema_decay)
+  return jax.tree.map(lambda leaf, where: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=where),
+                      _abstract_state(task, tx, example_batch, ema_decay), shardings)
+
+
+def _abstract_state(task, tx: optax.GradientTransformation, example_batch: dict[str, Any],
+                    ema_decay: float) -> TrainState:
+  return jax.eval_shape(lambda r: TrainState.create(task.init(r, example_batch), tx, r, ema_decay),
+                        jax.random.PRNGKey(0))
+
+
 def create_train_state(task, tx: optax.GradientTransformation, rng: jax.Array, example_batch: dict[str, Any],
-                       shardings_for: Callable[[Any], Any] | None = None, ema_decay: float = 0.0) -> TrainState:
-  """Fresh parameters and optimizer state, created directly with the shardings that `shardings_for` picks for
-  the abstract state (default: wherever jit puts them).
+                       layout: sharding.ParamLayout | None = None, ema_decay: float = 0.0) -> TrainState:
+  """Fresh parameters and optimizer state, created directly where `layout` puts them (default: wherever jit
+  puts them).
 
   The init program runs once, so on CPU it is compiled without LLVM optimisation: the per-parameter random
   number generation otherwise takes XLA tens of seconds to optimise, even for tiny models.
@@ -59,7 +106,7 @@ def create_train_state(task, tx: optax.GradientTransformation, rng: jax.Array, e
   def init(rng: jax.Array) -> TrainState:
     return TrainState.create(task.init(rng, example_batch), tx, rng, ema_decay)
 
-  shardings = shardings_for(jax.eval_shape(init, rng)) if shardings_for else None
+  shardings = state_shardings(task, tx, example_batch, layout, ema_decay) if layout else None
   options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
   return jax.jit(init, out_shardings=shardings).lower(rng).compile(compiler_options=options)(rng)
 
