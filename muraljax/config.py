@@ -6,7 +6,10 @@ is defined; the values are the defaults the paper configs start from.
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import ml_collections
+
+COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
 def train_config() -> ml_collections.ConfigDict:
@@ -21,7 +24,18 @@ def train_config() -> ml_collections.ConfigDict:
   c.grid_images = 4  # Examples shown in each image grid (damaged | restored | ground truth).
   c.ema_decay = 0.0  # Keep an exponential moving average of the params with this decay (0 = none); eval uses it.
   c.compute_dtype = "float32"  # Activation dtype: 'float32' or 'bfloat16' (params and optimizer stay fp32).
+  # Recompute each block's activations in the backward pass instead of keeping them (saves memory, costs about
+  # one more forward): 'none', 'blocks' (keep only block inputs), 'dots' (also keep conv and matmul outputs),
+  # 'dots_no_batch' (keep only unbatched matmul outputs). See muraljax.models.partitioning.REMAT_POLICIES.
+  c.remat = "none"
   return c
+
+
+def compute_dtype(train: ml_collections.ConfigDict) -> jnp.dtype:
+  """The activation dtype `train.compute_dtype` names; raises ValueError for anything else."""
+  if train.compute_dtype not in COMPUTE_DTYPES:
+    raise ValueError(f"Unknown train.compute_dtype {train.compute_dtype!r}; use one of {list(COMPUTE_DTYPES)}.")
+  return jnp.dtype(train.compute_dtype)
 
 
 def optimizer_config() -> ml_collections.ConfigDict:

@@ -78,7 +78,8 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
   assert not np.allclose(jax.tree.leaves(resumed.ema_params)[0], jax.tree.leaves(resumed.params)[0])
 
 
-@pytest.mark.parametrize("mesh_shape", [{"data": 8, "fsdp": 1}, {"data": 2, "fsdp": 4}])
+@pytest.mark.parametrize("mesh_shape", [{"data": 8, "fsdp": 1}, {"data": 2, "fsdp": 4},
+                                        {"data": 2, "fsdp": 2, "tensor": 2}])
 def test_sharded_step_matches_the_single_device_step(tmp_path, mesh_shape):
   single = loop.run(tiny_config(num_steps=1), str(tmp_path / "single"))
   config = tiny_config(num_steps=1)
@@ -91,10 +92,11 @@ def test_sharded_step_matches_the_single_device_step(tmp_path, mesh_shape):
                              rtol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), sharded.params,
                single.params)
-  if mesh_shape["fsdp"] > 1:
-    split = [x for x in jax.tree.leaves(sharded.params) if "fsdp" in str(x.sharding.spec)]
-    assert split, "fsdp should split the larger parameters"
-    assert all(x.addressable_shards[0].data.size == x.size // 4 for x in split)
+  for axis in ("fsdp", "tensor"):
+    if mesh_shape.get(axis, 1) > 1:
+      split = [x for x in jax.tree.leaves(sharded.params) if axis in x.sharding.spec]
+      assert split, f"{axis} should split the larger parameters"
+      assert all(x.addressable_shards[0].data.size <= x.size // mesh_shape[axis] for x in split)
 
 
 def test_a_nan_loss_stops_the_run_keeping_the_last_good_checkpoint(tmp_path, monkeypatch):

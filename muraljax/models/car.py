@@ -154,6 +154,7 @@ class KernelGenerationNet(nn.Module):
   scale: int = 4
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  remat: str = "none"  # Rematerialisation of each residual block (partitioning.REMAT_POLICIES).
 
   def _conv(self, features: int, size: int, name: str, x: jax.Array) -> jax.Array:
     """A "valid" conv after reflection padding by size // 2."""
@@ -192,7 +193,7 @@ class KernelGenerationNet(nn.Module):
     x = DownsampleBlock(128, name="ds_4", **kwargs)(x)
     res = x
     for i in range(5):
-      res = ResidualBlock(name=f"res_4_{i}", **kwargs)(res)
+      res = partitioning.remat(ResidualBlock, self.remat)(name=f"res_4_{i}", **kwargs)(res)
     x = DownsampleBlock(256, name="ds_8", **kwargs)(x + res)
 
     weights = jnp.clip(self._head("kernels_weight", taps, self._trunk("kernels_trunk", x)), 1e-6, 1.0)

@@ -101,6 +101,7 @@ class EDSR(nn.Module):
   res_scale: float = 0.1
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  remat: str = "none"  # Rematerialisation of each residual block (partitioning.REMAT_POLICIES).
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -114,7 +115,7 @@ class EDSR(nn.Module):
     x = conv(self.n_feats, name="head_0")(MeanShift(-1.0, name="sub_mean", **kwargs)(x))
     res = x
     for i in range(self.n_resblocks):
-      res = ResBlock(self.n_feats, self.res_scale, name=f"body_{i}", **kwargs)(res)
+      res = partitioning.remat(ResBlock, self.remat)(self.n_feats, self.res_scale, name=f"body_{i}", **kwargs)(res)
     res = conv(self.n_feats, name=f"body_{self.n_resblocks}")(res) + x
     for i in range(self.scale.bit_length() - 1):  # log2(scale) x [conv, pixel-shuffle 2]
       res = pixel_shuffle(conv(4 * self.n_feats, name=f"tail_0_{2 * i}")(res), 2)

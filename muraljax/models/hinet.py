@@ -28,7 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from muraljax.models import naming
+from muraljax.models import naming, partitioning
 from muraljax.models.layers import HalfInstanceNorm, UpConv2x2, conv2d
 from muraljax.models.ops import crop_to, pad_to_multiple
 
@@ -127,6 +127,7 @@ class HINet(nn.Module):
   wf * 2^i channels; `hin_levels` are the encoder levels (of both stages) that use Half Instance Norm:
   (0, ..., 4) for deraining/denoising, (3, 4) for GoPro deblurring; levels >= depth are ignored.
 
+  `remat` recomputes each block's activations in the backward pass instead of storing them (memory for time).
   The image is cast to `dtype`, the compute dtype of every layer, so the outputs are in `dtype`. H and W are
   padded at the bottom/right to multiples of 2^(depth - 1) (reflection, or edge replication when the image
   is smaller than the pad) and the outputs cropped back; the padding takes part in the instance-norm
@@ -140,14 +141,15 @@ class HINet(nn.Module):
   hin_levels: Sequence[int] = (0, 1, 2, 3, 4)
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  remat: str = "none"  # Rematerialisation of each encoder/decoder block (partitioning.REMAT_POLICIES).
 
   def setup(self):
     if self.depth < 1:
       raise ValueError(f"HINet depth must be at least 1, got {self.depth}.")
     conv = functools.partial(conv2d, dtype=self.dtype, param_dtype=self.param_dtype)
     shared = dict(relu_slope=self.relu_slope, dtype=self.dtype, param_dtype=self.param_dtype)
-    block = functools.partial(UNetConvBlock, **shared)
-    up_block = functools.partial(UNetUpBlock, **shared)
+    block = functools.partial(partitioning.remat(UNetConvBlock, self.remat), **shared)
+    up_block = functools.partial(partitioning.remat(UNetUpBlock, self.remat), **shared)
     widths = [self.wf * 2**i for i in range(self.depth)]
     downsamples = [i + 1 < self.depth for i in range(self.depth)]
     hin = [i in self.hin_levels for i in range(self.depth)]

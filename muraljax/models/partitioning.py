@@ -19,6 +19,7 @@ The layer constructors here (`Conv`, `Dense`, `GroupNorm`, `Embed`) are flax's w
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -80,8 +81,10 @@ def Embed(num_embeddings: int, features: int, **kwargs) -> nn.Embed:
 REMAT_POLICIES: dict[str, Callable | None] = {
     "none": None,
     "blocks": jax.checkpoint_policies.nothing_saveable,  # Keep only block inputs; recompute everything inside.
-    "dots": jax.checkpoint_policies.checkpoint_dots,  # Keep matmul outputs; recompute convs and elementwise ops.
-    "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,  # As 'dots', minus batched ones.
+    # Keep matmul and convolution outputs; recompute only elementwise ops and norms.
+    "dots": jax.checkpoint_policies.checkpoint_dots,
+    # Keep only matmuls without batch dimensions (weights x activations); recompute convs and attention too.
+    "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
 }
 
 
@@ -90,6 +93,7 @@ def check_remat(policy: str) -> None:
     raise ValueError(f"Unknown train.remat {policy!r}; use one of {sorted(REMAT_POLICIES)}.")
 
 
+@functools.cache
 def remat(module: type[nn.Module], policy: str) -> type[nn.Module]:
   """`module` whose activations are recomputed in the backward pass as `policy` (a REMAT_POLICIES name) says."""
   check_remat(policy)

@@ -76,6 +76,7 @@ class UNetConfig:
   freq_shift: int = 0  # Frequencies exp(-ln(10000) k / (C0 / 2 - freq_shift)).
   num_class_embeds: int | None = None  # Number of class labels (class_embedding rows); None = unconditional.
   out_channels: int = 3
+  remat: str = "none"  # Not architecture: how ResNet and attention blocks are rematerialised (REMAT_POLICIES).
 
   def __post_init__(self):
     levels = len(self.block_out_channels)
@@ -92,6 +93,7 @@ class UNetConfig:
     attended = {self.block_out_channels[-1]}  # the mid block's
     attended |= {c for c, kind in zip(self.block_out_channels, self.down_block_types) if kind.startswith("Attn")}
     attended |= {c for c, kind in zip(reversed_channels, self.up_block_types) if kind.startswith("Attn")}
+    partitioning.check_remat(self.remat)
     if self.attention_head_dim and any(channels % self.attention_head_dim for channels in attended):
       raise ValueError(f"The channels of the levels with attention, {sorted(attended)}, must be multiples of "
                        f"attention_head_dim={self.attention_head_dim}.")
@@ -186,6 +188,16 @@ class AttentionBlock(nn.Module):
     return x + partitioning.Dense(c, dtype=self.dtype, name="to_out_0")(attended).reshape(b, h, w, c)
 
 
+def _resnet(config: UNetConfig, out_channels: int, dtype: Dtype, name: str) -> ResnetBlock2D:
+  """A ResnetBlock2D, rematerialised as config.remat says."""
+  return partitioning.remat(ResnetBlock2D, config.remat)(config, out_channels, dtype, name=name)
+
+
+def _attention(config: UNetConfig, dtype: Dtype, name: str) -> AttentionBlock:
+  """An AttentionBlock, rematerialised as config.remat says."""
+  return partitioning.remat(AttentionBlock, config.remat)(config, dtype, name=name)
+
+
 class Downsample2D(nn.Module):
   """3x3 stride-2 conv (padding 1): [B, H, W, C] -> [B, H/2, W/2, C]."""
 
@@ -224,9 +236,9 @@ class DownBlock2D(nn.Module):
   def __call__(self, x: jax.Array, temb: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
     skips = []
     for j in range(self.config.layers_per_block):
-      x = ResnetBlock2D(self.config, self.out_channels, self.dtype, name=f"resnets_{j}")(x, temb)
+      x = _resnet(self.config, self.out_channels, self.dtype, name=f"resnets_{j}")(x, temb)
       if self.attention:
-        x = AttentionBlock(self.config, self.dtype, name=f"attentions_{j}")(x)
+        x = _attention(self.config, self.dtype, name=f"attentions_{j}")(x)
       skips.append(x)
     if self.add_downsample:
       x = Downsample2D(self.dtype, name="downsamplers_0")(x)
@@ -248,9 +260,9 @@ class UpBlock2D(nn.Module):
   def __call__(self, x: jax.Array, skips: Sequence[jax.Array], temb: jax.Array) -> jax.Array:
     for j, skip in enumerate(reversed(skips)):
       x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)
-      x = ResnetBlock2D(self.config, self.out_channels, self.dtype, name=f"resnets_{j}")(x, temb)
+      x = _resnet(self.config, self.out_channels, self.dtype, name=f"resnets_{j}")(x, temb)
       if self.attention:
-        x = AttentionBlock(self.config, self.dtype, name=f"attentions_{j}")(x)
+        x = _attention(self.config, self.dtype, name=f"attentions_{j}")(x)
     if self.add_upsample:
       x = Upsample2D(self.dtype, name="upsamplers_0")(x)
     return x
@@ -265,9 +277,9 @@ class MidBlock2D(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, temb: jax.Array) -> jax.Array:
     channels = x.shape[-1]
-    x = ResnetBlock2D(self.config, channels, self.dtype, name="resnets_0")(x, temb)
-    x = AttentionBlock(self.config, self.dtype, name="attentions_0")(x)
-    return ResnetBlock2D(self.config, channels, self.dtype, name="resnets_1")(x, temb)
+    x = _resnet(self.config, channels, self.dtype, name="resnets_0")(x, temb)
+    x = _attention(self.config, self.dtype, name="attentions_0")(x)
+    return _resnet(self.config, channels, self.dtype, name="resnets_1")(x, temb)
 
 
 class TimestepEmbedding(nn.Module):

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from muraljax import config as config_lib
 from muraljax.data.errors import DataError
 from muraljax.models import edsr, partitioning
 from muraljax.models.car import Downscaled, KernelGenerationNet, quantize
@@ -51,10 +52,10 @@ class CARTask:
     if self.scale not in SCALES:
       raise ValueError(f"CAR resamples by 2 or 4, got {model_field}.scale={self.scale}; set it to 2 or 4.")
     check_patch_size(config.data.patch_size, PATCH_MULTIPLE, "the CAR resampler downsamples by 8")
-    dtype = jnp.dtype(config.train.compute_dtype)
-    self.resampler = KernelGenerationNet(scale=self.scale, dtype=dtype)
+    dtype = config_lib.compute_dtype(config.train)
+    self.resampler = KernelGenerationNet(scale=self.scale, dtype=dtype, remat=config.train.remat)
     self.upscaler = edsr.EDSR(scale=self.scale, n_resblocks=config.model.n_resblocks,
-                              n_feats=config.model.n_feats, dtype=dtype)
+                              n_feats=config.model.n_feats, dtype=dtype, remat=config.train.remat)
     self.loss_weights = dict(l1_weight=config.loss.l1_weight, tv_weight=config.loss.tv_weight,
                              offset_weight=config.loss.offset_weight)
 

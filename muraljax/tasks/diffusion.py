@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from muraljax import config as config_lib
 from muraljax.diffusion import losses, samplers, schedules
 from muraljax.models import partitioning
 from muraljax.models.controlnet import ControlNet, copy_encoder_from_unet
@@ -41,14 +42,14 @@ def unet_config(config: ml_collections.ConfigDict) -> UNetConfig:
       up_block_types=tuple(m.up_block_types), layers_per_block=m.layers_per_block,
       attention_head_dim=m.attention_head_dim, norm_num_groups=m.norm_num_groups, norm_eps=m.norm_eps,
       flip_sin_to_cos=m.flip_sin_to_cos, freq_shift=m.freq_shift, num_class_embeds=len(DAMAGE_TYPES),
-      out_channels=3)
+      out_channels=3, remat=config.train.remat)
 
 
 class DiffusionTask:
   """Params {'unet': ..., 'controlnet': ...}; see the module docstring."""
 
   def __init__(self, config: ml_collections.ConfigDict):
-    dtype = jnp.dtype(config.train.compute_dtype)
+    dtype = config_lib.compute_dtype(config.train)
     self.unet_config = unet_config(config)
     self.unet = UNet(self.unet_config, dtype)
     self.controlnet = ControlNet(self.unet_config, tuple(config.model.controlnet_conditioning_channels), dtype)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from muraljax import config as config_lib
 from muraljax.models import partitioning
 from muraljax.models.hinet import HINet
 from muraljax.tasks.base import Batch, Params
@@ -21,7 +22,8 @@ def psnr_loss(pred: jax.Array, target: jax.Array, weight: float) -> jax.Array:
 
 def model_from_config(config: ml_collections.ConfigDict) -> HINet:
   return HINet(wf=config.model.wf, depth=config.model.depth, relu_slope=config.model.relu_slope,
-               hin_levels=tuple(config.model.hin_levels), dtype=jnp.dtype(config.train.compute_dtype))
+               hin_levels=tuple(config.model.hin_levels), dtype=config_lib.compute_dtype(config.train),
+               remat=config.train.remat)
 
 
 class HINetTask:
