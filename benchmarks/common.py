@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from muraljax import tasks
 from muraljax.train import sharding
-from muraljax.train.loop import make_train_step
+from muraljax.train.loop import jit_train_step, make_train_step
 from muraljax.train.state import create_train_state, learning_rate_schedule, make_optimizer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -67,18 +67,16 @@ def bench_train_step(config, batch_size: int, side: int, steps: int,
   task = tasks.get_task(config)
   batch = synthetic_batch(batch_size, side)
   tx = make_optimizer(config.optimizer, config.train.num_steps, getattr(task, "trainable", None))
-  train_step = make_train_step(task, learning_rate_schedule(config.optimizer, config.train.num_steps))
+  schedule = learning_rate_schedule(config.optimizer, config.train.num_steps)
   if mesh is None:
     state = create_train_state(task, tx, jax.random.PRNGKey(0), batch)
-    step = jax.jit(train_step, donate_argnums=0)
+    step = jax.jit(make_train_step(task, schedule), donate_argnums=0)
   else:
     batch = jax.device_put(batch, sharding.batch_sharding(mesh))
     state = create_train_state(
         task, tx, jax.random.PRNGKey(0), {k: v[:1] for k, v in batch.items()},
-        lambda abstract: sharding.state_shardings(abstract, mesh, config.mesh.fsdp_min_size))
-    state_shardings = jax.tree.map(lambda x: x.sharding, state)
-    step = jax.jit(train_step, in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
-                   out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
+        sharding.ParamLayout.from_config(mesh, config.mesh))
+    step = jit_train_step(task, schedule, jax.tree.map(lambda x: x.sharding, state), mesh)
 
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()

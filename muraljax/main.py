@@ -23,7 +23,10 @@ flags.DEFINE_bool("distributed", None,
                   "multi-process job.")
 flags.DEFINE_integer("coordinator_timeout", 300,
                      "Seconds a non-zero process waits for the coordinator (process 0) to accept connections.")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.DEFINE_bool("compile_only", False,
+                  "Compile the train step ahead of time from abstract shapes, print the memory and FLOPs one device "
+                  "needs, and exit without training (no --workdir needed).")
+flags.mark_flags_as_required(["config"])
 
 
 def _is_multiprocess_environment() -> bool:
@@ -93,10 +96,17 @@ def main(argv: list[str]) -> None:
   # Imported after distributed initialisation: nothing may touch the devices before it.
   from muraljax.train import loop  # pylint: disable=g-import-not-at-top
 
+  from muraljax.train import aot  # pylint: disable=g-import-not-at-top
+
   config = flags.FLAGS.config
+  if not (flags.FLAGS.workdir or flags.FLAGS.compile_only):
+    sys.exit("Error: --workdir is required: the directory for checkpoints and logs (or pass --compile_only).")
   logging.info("Config:\n%s", config)
   try:
-    loop.run(config, flags.FLAGS.workdir)
+    if flags.FLAGS.compile_only:
+      print(aot.compile_train_step(config)[1].summary())
+    else:
+      loop.run(config, flags.FLAGS.workdir)
   # Bad input anywhere (data, mesh, model settings, init_from) is a ValueError that names the fix; the run
   # diverging is the one runtime failure reported the same way.
   except (ValueError, loop.TrainingDiverged) as e:

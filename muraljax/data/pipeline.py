@@ -84,6 +84,13 @@ def default_config() -> ml_collections.ConfigDict:
   return config
 
 
+def batch_shapes(config: ml_collections.ConfigDict, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+  """The shapes and dtypes of the batches the loaders yield, without making any (e.g. to compile ahead of time)."""
+  side = config.patch_size
+  channels = {"damaged": 3, "clean": 3, "mask": 1} | ({"contour": 1} if config.contours else {})
+  return {k: jax.ShapeDtypeStruct((batch_size, side, side, c), np.float32) for k, c in channels.items()}
+
+
 def train_loader(config: ml_collections.ConfigDict, *, global_batch_size: int, seed: int,
                  shard_index: int | None = None, shard_count: int | None = None) -> grain.DataLoader:
   """Infinite, shuffled training batches of this host's share of `global_batch_size`.

@@ -50,10 +50,17 @@ class _Preemption:
     signal.signal(signal.SIGTERM, self._previous)
 
 
-def _example_batch(config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
-  side = config.data.patch_size
-  return {"damaged": jnp.zeros((1, side, side, 3)), "clean": jnp.zeros((1, side, side, 3)),
-          "mask": jnp.zeros((1, side, side, 1))}
+def example_batch(config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
+  """Zeros shaped like one example of the training batches: what parameters are initialised from."""
+  return {k: jnp.zeros(v.shape, v.dtype) for k, v in pipeline.batch_shapes(config.data, 1).items()}
+
+
+def jit_train_step(task: tasks.Task, schedule, state_shardings: Any, mesh: jax.sharding.Mesh) -> Any:
+  """The train step jitted with the state laid out as `state_shardings` (and donated), the batch split over the
+  data-parallel axes, metrics replicated."""
+  return jax.jit(make_train_step(task, schedule),
+                 in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
+                 out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
 
 
 def make_train_step(task: tasks.Task, schedule) -> Any:
@@ -124,7 +131,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
 
   rng = jax.random.PRNGKey(config.seed)
   state = create_train_state(
-      task, tx, rng, _example_batch(config),
+      task, tx, rng, example_batch(config),
       sharding.ParamLayout.from_config(mesh, config.mesh),
       ema_decay=train_cfg.ema_decay)
   state_shardings = jax.tree.map(lambda x: x.sharding, state)
@@ -144,9 +151,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
                          | {"num_params": num_params})
   log = _MetricLog(workdir, writer)
 
-  step_fn = jax.jit(make_train_step(task, schedule),
-                    in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
-                    out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
+  step_fn = jit_train_step(task, schedule, state_shardings, mesh)
   eval_fn = evaluation.make_eval_fn(task.predict)
   first_batch = sharding.global_batch(next(data_iterator), mesh)
   compile_start = time.perf_counter()
