@@ -55,7 +55,7 @@ def mesh_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   # Mesh axis sizes in order; -1 takes every remaining device. Axes: 'data' and 'fsdp' split the batch, 'fsdp'
   # also the parameters and optimizer state (by `rules`), 'tensor' splits channels (by `rules`), not the batch.
-  c.shape = ml_collections.ConfigDict({"data": -1, "fsdp": 1})
+  c.shape = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
   c.num_devices = 0  # Use only the first N devices (0 = all); handy for single-device debugging.
   # (logical axis, mesh axis) pairs: which mesh axis each named parameter dimension may be split over, tried in
   # order (muraljax.train.sharding.ParamLayout). Logical axes: see muraljax.models.partitioning.

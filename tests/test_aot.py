@@ -49,4 +49,4 @@ def test_compile_only_from_the_command_line_prints_the_per_device_memory():
              "--config.mesh.shape.data=1", "--config.mesh.shape.fsdp=2"]
   result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
-  assert "Train step on mesh {'data': 1, 'fsdp': 2}" in result.stdout and "MB" in result.stdout
+  assert "Train step on mesh {'data': 1, 'fsdp': 2, 'tensor': 1}" in result.stdout and "MB" in result.stdout
