@@ -114,7 +114,7 @@ def run(argv: list[str]) -> str:
   samples = args.samples or (1 if model.blind else DEFAULT_DIFFUSION_SAMPLES)
   settings = Settings(args.tile, args.overlap, args.batch, samples, args.seed, args.enhance)
   restorer = Restorer(model, settings, *photo.pixels.shape[:2], _log)
-  for note in photo.notes:
+  for note in (*model.notes, *photo.notes):
     _log(note)
   with out:
     mask, prediction, score = _damage(args, photo, restorer, model)

@@ -1,5 +1,10 @@
 """A trained model for restoration: rebuilt from its run's config.json, params from its Orbax checkpoint, and
-wrapped as a function of fixed-size tile batches (`muraljax.restore.tiling.TileFn`)."""
+wrapped as a function of fixed-size tile batches (`muraljax.restore.tiling.TileFn`).
+
+A run trained before muraljax gained a config field has no such field in its config.json. The shared sections
+(trainer, optimizer, mesh, init_from, data), which do not define the architecture, get the current defaults for
+it, with a note in the provenance record; a missing model field stops with a sentence naming it.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ import ml_collections
 import numpy as np
 
 from muraljax import tasks
+from muraljax.config import base_config
+from muraljax.data import pipeline
 from muraljax.data.contours import contour_map
 from muraljax.models.ops import crop_to, pad_to_multiple
 from muraljax.restore.errors import RestoreError
@@ -39,6 +46,7 @@ class TrainedModel:
   params: Any
   step_dir: Path
   sha256: str
+  notes: tuple[str, ...] = ()
 
   @property
   def blind(self) -> bool:
@@ -73,6 +81,27 @@ def read_run(checkpoint: str) -> tuple[Path, ml_collections.ConfigDict]:
     raise RestoreError(f"{str(config_path)!r} is not valid JSON ({error}); restore the run's config.json.") from None
 
 
+def _shared_defaults(task: str) -> ml_collections.ConfigDict:
+  """Today's defaults of the config sections that do not define the architecture."""
+  defaults = base_config(task)
+  defaults.data = pipeline.default_config()
+  return defaults
+
+
+def _add_defaults(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict, prefix: str = ""
+                  ) -> list[str]:
+  """Adds to `config`, in place, every field of `defaults` it lacks (recursing into sections both have); returns
+  the dotted names of the added fields."""
+  added = []
+  for key, value in defaults.items():
+    if key not in config:
+      config[key] = copy.deepcopy(value)
+      added.append(prefix + key)
+    elif isinstance(value, ml_collections.ConfigDict) and isinstance(config[key], ml_collections.ConfigDict):
+      added += _add_defaults(config[key], value, f"{prefix}{key}.")
+  return added
+
+
 def load_model(checkpoint: str, name: str | None = None) -> TrainedModel:
   """The model trained in `checkpoint` (see `read_run`); `name`, when given, must be the family it was trained
   as."""
@@ -84,7 +113,23 @@ def load_model(checkpoint: str, name: str | None = None) -> TrainedModel:
   if trained_as not in MODELS:
     raise RestoreError(f"The checkpoint {str(step_dir)!r} holds a {trained_as!r} model, which does not restore "
                        f"murals; use a checkpoint of one of {list(MODELS)}.")
-  task = tasks.get_task(config)
+  added = _add_defaults(config, _shared_defaults(trained_as))
+  notes = ()
+  if added:
+    notes = (f"The run's config.json predates the config fields {', '.join(added)}; their current defaults were "
+             "used (they do not change the architecture).",)
+  try:
+    task = tasks.get_task(config)
+  except (AttributeError, KeyError) as error:
+    missing = re.search(r"'([^'\"]+)'", str(error))
+    setting = missing.group(1) if missing else error
+    raise RestoreError(f"The config.json of the run {checkpoint!r} lacks the setting {setting} that this version's "
+                       f"{trained_as} model needs; add it from configs/{trained_as}.py, or restore with the muraljax "
+                       "version that trained it.") from None
+  except ValueError as error:
+    raise RestoreError(f"The config.json of the run {checkpoint!r} describes no {trained_as} model this version can "
+                       f"build ({str(error).rstrip('.')}); correct it, or restore with the muraljax version that "
+                       "trained it.") from None
   side = config.data.patch_size
   example = {"damaged": jnp.zeros((1, side, side, 3)), "clean": jnp.zeros((1, side, side, 3)),
              "mask": jnp.zeros((1, side, side, 1))}
@@ -96,7 +141,7 @@ def load_model(checkpoint: str, name: str | None = None) -> TrainedModel:
     differences = f"{found.group(1)} differences, e.g. {'; '.join(found.group(2).split('; ')[:3])}" if found else error
     raise RestoreError(f"The checkpoint {str(step_dir)!r} does not hold the {trained_as} model its config.json "
                        f"describes ({differences}); pass the workdir of the run that trained it.") from None
-  return TrainedModel(trained_as, config, task, params, step_dir, sha256_folder(step_dir / "state"))
+  return TrainedModel(trained_as, config, task, params, step_dir, sha256_folder(step_dir / "state"), notes)
 
 
 def _diffusion_seeds(seed: int, sample: int, tile_indices: np.ndarray) -> np.ndarray:

@@ -99,5 +99,5 @@ def record(*, command: list[str], started: str, seconds: float, photo: io.Photog
       "uncertainty": uncertainty,
       "outputs": outputs,
       "software": software(),
-      "notes": photo.notes + mask.notes + result.notes,
+      "notes": [*model.notes, *photo.notes, *mask.notes, *result.notes],
   }
