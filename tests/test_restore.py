@@ -190,6 +190,17 @@ def test_an_exif_rotated_photograph_comes_back_upright_at_its_size(hinet_run, tm
     assert_nothing_written(tmp_path / "out2")
 
 
+def test_relative_paths_are_read_from_the_working_folder(hinet_run, wall, tmp_path, capsys, monkeypatch):
+  """As the README writes the commands: --checkpoint runs/hinet-smoke and friends, relative to where it runs."""
+  image_path, mask_path, damaged = wall
+  monkeypatch.chdir(tmp_path)
+  status, err = restore(capsys, "--checkpoint", os.path.relpath(hinet_run), "--image", image_path.name, "--mask",
+                        mask_path.name, "--out", "wall-restored", *SMALL)
+  assert status == 0, err
+  np.testing.assert_array_equal(read(tmp_path / "wall-restored" / "restored.png")[~damaged],
+                                read(image_path)[~damaged])
+
+
 def _gray16(image: np.ndarray, path: pathlib.Path) -> None:
   Image.fromarray((image.mean(axis=-1) * 257).astype(np.uint16)).save(path)
 

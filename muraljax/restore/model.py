@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import re
 import time
 from pathlib import Path
@@ -70,7 +71,7 @@ def read_run(checkpoint: str) -> tuple[Path, ml_collections.ConfigDict]:
   """The checkpoints/<step> folder that `checkpoint` designates (a workdir, its checkpoints/ folder or one step
   folder; the latest step by default) and the config its run was trained with (the workdir's config.json)."""
   try:
-    step_dir = Path(init_from.state_item_dir(checkpoint)).parent
+    step_dir = Path(init_from.state_item_dir(os.path.abspath(checkpoint))).parent  # Orbax reads absolute paths only
   except init_from.InitFromError:
     raise RestoreError(f"--checkpoint {checkpoint!r} holds no muraljax checkpoint; pass a training workdir, its "
                        "checkpoints/ folder or one checkpoints/<step> folder.") from None
