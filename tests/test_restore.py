@@ -12,8 +12,10 @@ import os
 import pathlib
 import re
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +25,6 @@ from conftest import REPO, load_config
 from PIL import Image
 
 from muraljax import tasks
-from muraljax.data.folder import load_image
 from muraljax.data.murals import generate_mural
 from muraljax.restore import example, figures
 from muraljax.restore.__main__ import main
@@ -201,36 +202,52 @@ def test_relative_paths_are_read_from_the_working_folder(hinet_run, wall, tmp_pa
                                 read(image_path)[~damaged])
 
 
-def _gray16(image: np.ndarray, path: pathlib.Path) -> None:
-  Image.fromarray((image.mean(axis=-1) * 257).astype(np.uint16)).save(path)
+def _gray16(image: np.ndarray, path: pathlib.Path) -> np.ndarray:
+  values = (image.mean(axis=-1) * 257).astype(np.uint16)
+  Image.fromarray(values).save(path)
+  return np.round(values / 257).astype(np.uint8)
 
 
-def _rgba(image: np.ndarray, path: pathlib.Path) -> None:
+def _rgb48(image: np.ndarray, path: pathlib.Path) -> np.ndarray:
+  """A 16-bit-per-channel RGB PNG, written by hand (Pillow writes none)."""
+  rows = (image.astype(">u2") * 257).reshape(image.shape[0], -1)
+  chunk = lambda tag, body: (struct.pack(">I", len(body)) + tag + body +
+                             struct.pack(">I", zlib.crc32(tag + body)))
+  header = struct.pack(">IIBBBBB", image.shape[1], image.shape[0], 16, 2, 0, 0, 0)  # 16 bits, truecolour
+  path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) +
+                   chunk(b"IDAT", zlib.compress(b"".join(b"\0" + row.tobytes() for row in rows))) + chunk(b"IEND", b""))
+  return image
+
+
+def _rgba(image: np.ndarray, path: pathlib.Path) -> np.ndarray:
   alpha = np.full(image.shape[:2], 255, np.uint8)
   alpha[:, :8] = 0  # a transparent strip, composited onto white
   Image.fromarray(np.dstack([image, alpha])).save(path)
+  return np.where(alpha[..., None] == 0, 255, image).astype(np.uint8)
 
 
-def _gray8(image: np.ndarray, path: pathlib.Path) -> None:
+def _gray8(image: np.ndarray, path: pathlib.Path) -> np.ndarray:
   Image.fromarray(image).convert("L").save(path)
+  return np.asarray(Image.open(path))
 
 
-@pytest.mark.parametrize("write, note, channels", [(_gray16, "16-bit", 1), (_rgba, "Transparent", 3),
-                                                   (_gray8, "Grayscale", 1)])
-def test_16_bit_transparent_and_grayscale_photographs_are_restored(hinet_run, wall, tmp_path, capsys, write, note,
-                                                                   channels):
+@pytest.mark.parametrize("write, note", [(_gray16, "16-bit"), (_rgb48, "16-bit"), (_rgba, "Transparent"),
+                                         (_gray8, "Grayscale")])
+def test_16_bit_transparent_and_grayscale_photographs_are_restored(hinet_run, wall, tmp_path, capsys, write, note):
+  """Intact pixels are the photograph's own, brought to 8 bits (16-bit / 257) or composited onto white; grayscale
+  stays grayscale."""
   _, mask_path, damaged = wall
-  write(generate_mural(7, HEIGHT, WIDTH), tmp_path / "input.png")
+  expected = write(generate_mural(7, HEIGHT, WIDTH), tmp_path / "input.png")
+  input_hash = sha256(tmp_path / "input.png")
   status, err = restore(capsys, "--checkpoint", hinet_run, "--image", tmp_path / "input.png", "--mask", mask_path,
                         "--out", tmp_path / "out", *SMALL)
   assert status == 0, err
   restored = read(tmp_path / "out" / "restored.png")
-  decoded = load_image(str(tmp_path / "input.png"))
-  expected = decoded[..., 0] if channels == 1 else decoded  # grayscale stays grayscale
   assert restored.shape == expected.shape
   np.testing.assert_array_equal(restored[~damaged], expected[~damaged])
   record = json.loads((tmp_path / "out" / "provenance.json").read_text())
   assert any(note in n for n in record["notes"])
+  assert sha256(tmp_path / "input.png") == input_hash == record["input"]["sha256"]
 
 
 def test_a_grey_mask_is_thresholded_at_half_and_noted(hinet_run, wall, tmp_path, capsys):
