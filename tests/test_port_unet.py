@@ -103,9 +103,29 @@ def test_settings_the_unet_does_not_implement_are_all_refused(tmp_path, capsys):
   assert not (tmp_path / "out").exists()
 
 
-def test_partial_port_into_a_diffumural_unet(tmp_path):
-  """An RGB, unconditional UNet2DModel into DiffuMural's U-Net (conditions in conv_in, damage classes): the
-  rest is ported, conv_in and the class embedding start fresh, and init_from loads it into params['unet']."""
+def test_fdp_blocks_are_muraljax_additions_that_start_as_the_identity():
+  """A UNet2DModel ports into a U-Net with FDP blocks without --allow-partial: the blocks are listed as added
+  and, fresh, change nothing."""
+  fields = {k: v for k, v in VARIANTS["class-conditional"].items() if k != "in_channels"}
+  reference = diffusers_unet(**VARIANTS["class-conditional"])
+  model = UNet(UNetConfig(**fields, fdp_levels=(1,)))
+  target = FAMILIES["unet"].target(model, unet_inputs(model.config, 5))
+  conversion = port.convert_with_report(reference.state_dict(), target)
+  assert sorted(conversion.report["added"]) == sorted(
+      f"{block}/fdps_{j}/{leaf}" for block, j in (("down_blocks_1", 0), ("mid_block", 0), ("up_blocks_0", 0),
+                                                 ("up_blocks_0", 1))
+      for leaf in ("norm/bias", "norm/scale", "spectral_in/bias", "spectral_in/kernel", "spectral_out/bias",
+                   "spectral_out/kernel"))
+  assert not conversion.report["missing"] and not conversion.report["initialised_fresh"]
+  assert unet_lib.torch_layout(abstract_params(target)) == {k: tuple(v.shape) for k, v in
+                                                            reference.state_dict().items()}
+  assert max_difference(reference, model, conversion.params) <= TOLERANCE
+
+
+def test_partial_port_into_a_diffumural_unet(tmp_path, capsys):
+  """An RGB, unconditional UNet2DModel into the coarsest U-Net of a DiffuMural run (conditions in conv_in, damage
+  classes, FDP blocks): the rest is ported, conv_in and the class embedding start fresh, the FDP blocks as the
+  identity, and init_from loads it into params['scale_16']['unet']."""
   config = load_config("diffumural", "smoke")
   smoke = config.model
   reference = diffusers_unet(block_out_channels=tuple(smoke.block_out_channels),
@@ -116,18 +136,22 @@ def test_partial_port_into_a_diffumural_unet(tmp_path):
   out = tmp_path / "out"
   assert cli.main(["--model", "unet", "--src", str(tmp_path / "model"), "--out", str(out), "--config",
                    f"{REPO / 'configs' / 'diffumural.py'}:smoke", "--allow-partial"]) == 0
+  assert "--config.init_from.into=scale_16/unet" in capsys.readouterr().out
 
   report = json.loads((out / "port_report.json").read_text())
   assert report["missing"] == ["class_embedding.weight"]
   assert [t["torch"] for t in report["mis_shaped"]] == ["conv_in.weight"]
   assert sorted(report["initialised_fresh"]) == ["class_embedding/embedding", "conv_in/kernel"]
+  assert report["added"] and all("/fdps_" in path for path in report["added"])
 
   task = DiffusionTask(config)
-  batch = {k: jax.ShapeDtypeStruct((1, 32, 32, c), jnp.float32) for k, c in (("damaged", 3), ("mask", 1))}
+  batch = {k: jax.ShapeDtypeStruct((1, 64, 64, c), jnp.float32) for k, c in (("damaged", 3), ("mask", 1))}
   fresh = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), jax.eval_shape(task.init, jax.random.key(0), batch))
   state = TrainState(step=np.zeros((), np.int32), params=fresh, opt_state=None, rng=None)
-  state = init_from.initialise(state, ml_collections.ConfigDict({"checkpoint": str(out), "into": "unet"}))
+  state = init_from.initialise(state, ml_collections.ConfigDict({"checkpoint": str(out), "into": "scale_16/unet"}))
 
-  attention = state.params["unet"]["mid_block"]["attentions_0"]["to_q"]["kernel"]
-  np.testing.assert_array_equal(attention, reference.state_dict()["mid_block.attentions.0.to_q.weight"].numpy().T)
-  assert not np.any(state.params["controlnet"]["conv_in"]["kernel"])  # untouched
+  unet = state.params["scale_16"]["unet"]
+  np.testing.assert_array_equal(unet["mid_block"]["attentions_0"]["to_q"]["kernel"],
+                                reference.state_dict()["mid_block.attentions.0.to_q.weight"].numpy().T)
+  assert not np.any(unet["mid_block"]["fdps_0"]["spectral_out"]["kernel"])  # the identity
+  assert not np.any(state.params["scale_16"]["controlnet"]["conv_in"]["kernel"])  # untouched

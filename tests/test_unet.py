@@ -160,3 +160,47 @@ def test_a_fresh_controlnet_leaves_the_unet_output_exactly_unchanged(unet_and_pa
   assert len(down) == 4 and mid.shape == (B, SIDE // 2, SIDE // 2, 16)
   assert all(not np.any(r) for r in (*down, mid))
   np.testing.assert_array_equal(conditioned, base)
+
+
+FDP = UNetConfig(**{**TINY.__dict__, "fdp_levels": (1,)})
+
+
+def test_fdp_blocks_follow_every_layer_of_the_chosen_levels_and_have_no_diffusers_name():
+  sample, t, condition, labels = inputs()
+  params = partitioning.unbox(jax.eval_shape(UNet(FDP).init, jax.random.PRNGKey(0), sample, t, labels)["params"])
+  paths = {jax.tree_util.keystr(p, simple=True, separator="/").rsplit("/", 2)[0]
+           for p, _ in jax.tree_util.tree_flatten_with_path(params)[0] if "fdps" in jax.tree_util.keystr(p)}
+  # Level 1 (the lowest): its down block's layer, the mid block, its up block's two layers; not level 0.
+  assert paths == {"down_blocks_1/fdps_0", "mid_block/fdps_0", "up_blocks_0/fdps_0", "up_blocks_0/fdps_1"}
+  assert unet_lib.torch_layout(params) == expected_diffusers_layout()
+  top = UNetConfig(**{**TINY.__dict__, "fdp_levels": (0,)})
+  top_params = jax.eval_shape(UNet(top).init, jax.random.PRNGKey(0), sample, t, labels)["params"]
+  assert "fdps_0" in top_params["down_blocks_0"] and "fdps_2" not in top_params["up_blocks_1"]
+  assert "fdps_1" in top_params["up_blocks_1"] and "fdps_0" not in top_params["mid_block"]
+  controlnet = jax.eval_shape(ControlNet(FDP, (8, 16)).init, jax.random.PRNGKey(0), sample, t, condition, labels)
+  assert "fdps_0" in controlnet["params"]["mid_block"] and "fdps_0" in controlnet["params"]["down_blocks_1"]
+  with pytest.raises(ValueError, match=r"fdp_levels \(2,\) must be levels of the U-Net, 0 \(full size\) to 1"):
+    UNetConfig(**{**TINY.__dict__, "fdp_levels": (2,)})
+
+
+def test_fresh_fdp_blocks_leave_the_unet_and_controlnet_exactly_unchanged(unet_and_params):
+  model, _ = unet_and_params
+  sample, t, condition, labels = inputs()
+  with_fdp = init(UNet(FDP), sample, t, labels)
+  without = {block: {name: p for name, p in params.items() if not name.startswith("fdps_")}
+             for block, params in with_fdp.items()}
+  controlnet = ControlNet(FDP, (8, 16))
+  controlnet_params = copy_encoder_from_unet(init(controlnet, sample, t, condition, labels), with_fdp)
+  np.testing.assert_array_equal(controlnet_params["mid_block"]["fdps_0"]["spectral_in"]["kernel"],
+                                with_fdp["mid_block"]["fdps_0"]["spectral_in"]["kernel"])
+  # Random residuals, so the skips the FDP blocks see are not zero.
+  residuals = jax.tree.map(lambda x: jax.random.normal(jax.random.PRNGKey(5), x.shape), controlnet_params)
+
+  @jax.jit
+  def outputs(with_fdp, without, residuals):
+    down, mid = controlnet.apply({"params": residuals}, sample, t, condition, labels)
+    return (UNet(FDP).apply({"params": with_fdp}, sample, t, labels, down, mid),
+            model.apply({"params": without}, sample, t, labels, down, mid))
+
+  fdp_out, plain_out = outputs(with_fdp, without, residuals)
+  np.testing.assert_array_equal(fdp_out, plain_out)

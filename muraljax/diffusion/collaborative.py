@@ -17,7 +17,8 @@ the same noise levels as muraljax.diffusion.samplers.inpaint (its `sampling_time
     s's estimate: where the coarse scale dominates (large holes) it sets the structure while the finest scale
     still adds the texture finer than the coarse pixels; the finest scale's proposal is x0^f itself;
  4. the fused estimate goes back down: scale s continues from down_{k_s}(fused), the finest from fused;
- 5. a DDIM step per scale from its x0 (eta = 0 deterministic, eta = 1 DDPM), as samplers.inpaint takes it.
+ 5. a DDIM step per scale from its x0 (eta = 0 deterministic, eta = 1 DDPM): samplers.ddim_step, as
+    samplers.inpaint takes it.
 
 `cascade=True` is the plain coarse-to-fine ablation: nothing goes back down (each coarser scale continues from
 its own estimate, as if sampled alone) and the default weights give the finest scale every damaged pixel, so
@@ -33,7 +34,6 @@ from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from muraljax.diffusion import fusion, samplers, schedules
 
@@ -118,18 +118,10 @@ def _scale_factors(images: Sequence[jax.Array], masks: Sequence[jax.Array]) -> t
   return tuple(factors)
 
 
-def _ddim_step(x: jax.Array, x0: jax.Array, alpha_bar: jax.Array, alpha_bar_prev: jax.Array, eta: float,
-               key: jax.Array) -> jax.Array:
-  """x_{l-1} from x_l and an x0 estimate (the update of samplers.inpaint, see its module docstring)."""
-  eps = schedules.eps_from_x0(x, x0, alpha_bar)
-  variance = eta**2 * (1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)
-  direction = jnp.sqrt(jnp.maximum(1 - alpha_bar_prev - variance, 0.0))
-  return jnp.sqrt(alpha_bar_prev) * x0 + direction * eps + jnp.sqrt(variance) * jax.random.normal(key, x.shape)
-
-
 def sample(denoise_fns: Sequence[DenoiseFn], schedule: schedules.Schedule, damaged_per_scale: Sequence[jax.Array],
            mask_per_scale: Sequence[jax.Array], rng: jax.Array, *, prediction: str, steps: int = 50,
            eta: float = 0.0, fusion_weights: jax.Array | None = None, cascade: bool = False,
+           characteristic_length: float = fusion.CHARACTERISTIC_LENGTH, temperature: float = fusion.TEMPERATURE,
            jump_length: int = 1, jump_n_sample: int = 1) -> tuple[jax.Array, ...]:
   """Inpaints the damage at every scale together (see the module docstring).
 
@@ -143,35 +135,38 @@ def sample(denoise_fns: Sequence[DenoiseFn], schedule: schedules.Schedule, damag
     steps: number of noise levels.
     eta: DDIM's stochasticity (0 = deterministic, 1 = DDPM).
     fusion_weights: [B, H, W, S] per-pixel weights at the finest size; None = fusion.fusion_weights of the
-      finest mask with its defaults (cascade weights when `cascade`).
+      finest mask with `characteristic_length`, `temperature` and `cascade`.
     cascade: the coarse-to-fine ablation: no fused estimate goes back down to the coarser scales.
+    characteristic_length, temperature: the default fusion weights' (see muraljax.diffusion.fusion).
     jump_length, jump_n_sample: RePaint resampling; 1, 1 = none.
 
   Returns:
     Per scale, coarse to fine, float32 [B, H / k_s, W / k_s, C]: the input on intact pixels, sampled on damaged
-    ones. The last is the restoration.
+    ones. The last is the restoration. With one scale there is nothing to fuse: that is samplers.inpaint.
   """
   schedules.check_prediction(prediction)
   factors = _scale_factors(damaged_per_scale, mask_per_scale)
   if len(denoise_fns) != len(factors):
     raise ValueError(f"Give one denoise function per scale: {len(factors)} scales, {len(denoise_fns)} functions.")
+  if len(factors) == 1:
+    return (samplers.inpaint(lambda x, t, _: denoise_fns[0](x, t, None), schedule, damaged_per_scale[0],
+                             mask_per_scale[0], rng, prediction=prediction, steps=steps, eta=eta,
+                             jump_length=jump_length, jump_n_sample=jump_n_sample),)
   images = [image.astype(jnp.float32) for image in damaged_per_scale]
   damaged = [mask >= 0.5 for mask in mask_per_scale]
   if fusion_weights is None:
-    fusion_weights = fusion.fusion_weights(mask_per_scale[-1], factors, cascade=cascade)
+    fusion_weights = fusion.fusion_weights(mask_per_scale[-1], factors, characteristic_length=characteristic_length,
+                                           temperature=temperature, cascade=cascade)
   if fusion_weights.shape != images[-1].shape[:3] + (len(factors),):
     raise ValueError(f"fusion_weights {fusion_weights.shape} must be [B, H, W, scales] = "
                      f"{images[-1].shape[:3] + (len(factors),)}, at the finest scale's size.")
-  timesteps = samplers.sampling_timesteps(schedule.num_timesteps, steps)
-  alpha_bars = jnp.concatenate([jnp.ones(1), schedule.alphas_cumprod[timesteps]])
-  level_timesteps = jnp.asarray(np.concatenate([[0], timesteps]), jnp.int32)
+  alpha_bars, level_timesteps = samplers.noise_levels(schedule, steps)
   levels = samplers.resampling_levels(steps, jump_length, jump_n_sample)
-  transitions = (jnp.arange(len(levels) - 1), jnp.asarray(levels[:-1]), jnp.asarray(levels[1:]))
 
   def denoise(xs, source, target, key):
-    alpha_bar, alpha_bar_prev = alpha_bars[source], alpha_bars[target]
+    alpha_bar = alpha_bars[source]
     keys = jax.random.split(key, 2 * len(xs))
-    xs = [jnp.where(hole, x, jnp.sqrt(alpha_bar) * image + jnp.sqrt(1 - alpha_bar) * jax.random.normal(k, x.shape))
+    xs = [samplers.replace_known(x, image, hole, alpha_bar, k)
           for x, hole, image, k in zip(xs, damaged, images, keys[::2])]
     t = jnp.full(xs[0].shape[:1], level_timesteps[source])
     x0s, coarse = [], None
@@ -182,20 +177,10 @@ def sample(denoise_fns: Sequence[DenoiseFn], schedule: schedules.Schedule, damag
         coarse = upsample(x0s[-1], factors[s] // factors[s + 1])
     fused = fuse(x0s, fusion_weights, images[-1], factors)
     targets = x0s[:-1] if cascade else [downsample(fused, factor) for factor in factors[:-1]]
-    return tuple(_ddim_step(x, x0, alpha_bar, alpha_bar_prev, eta, k)
+    return tuple(samplers.ddim_step(x, x0, alpha_bar, alpha_bars[target], eta, k)
                  for x, x0, k in zip(xs, targets + [fused], keys[1::2]))
-
-  def renoise(xs, source, target, key):
-    ratio = alpha_bars[target] / alpha_bars[source]
-    return tuple(jnp.sqrt(ratio) * x + jnp.sqrt(1 - ratio) * jax.random.normal(k, x.shape)
-                 for x, k in zip(xs, jax.random.split(key, len(xs))))
-
-  def transition(xs, step):
-    index, source, target = step
-    key = jax.random.fold_in(rng, index)
-    return jax.lax.cond(target < source, denoise, renoise, xs, source, target, key), None
 
   start_keys = jax.random.split(jax.random.fold_in(rng, len(levels)), len(images))
   start = tuple(jax.random.normal(k, image.shape) for k, image in zip(start_keys, images))
-  samples, _ = jax.lax.scan(transition, start, transitions)
+  samples = samplers.walk_levels(denoise, start, rng, alpha_bars, levels)
   return tuple(jnp.where(hole, x, image) for x, hole, image in zip(samples, damaged, images))

@@ -10,16 +10,19 @@ Regions, for an image with damage mask M (values >= 0.5 = restored pixels):
   R_b  the rim of R: restored pixels within `rim` (default 3) pixels of an intact one;
   S_b  the rim of S: intact pixels within `rim` pixels of a restored one.
 
-Definitions (images float in [0, 1]):
+Definitions (images float in [0, 1], luminance L = mean of R, G, B):
   CCON = sum_b min(h_R(b), h_S(b)), the intersection of the normalised colour histograms of R and S over
-         8 x 8 x 8 RGB bins: the share of the restored colours that the surroundings also show.
-  TCON = min(t_R, t_S) / max(t_R, t_S), t_X = mean over X of the local standard deviation of the luminance
-         (mean of R, G, B) in a 5x5 window: equal texture energy scores 1; a blurred (too smooth) or noisy
-         (too busy) fill scores low. Two flat regions (both t < 1e-6) score 1.
-  ECON = the F1 score of edge continuation across the boundary. Edges are pixels whose Sobel gradient magnitude
-         of the luminance exceeds `edge_threshold` (0.15; a black-to-white step is 1). Recall: the share of
-         edge pixels of S_b with an edge pixel of R_b within `rim` pixels (the lines that reach the damage go
-         on into it); precision: the share of edge pixels of R_b with an edge pixel of S_b within `rim` pixels
+         8 x 8 x 8 RGB bins (a channel value v falls in bin min(floor(8 v), 7)): the share of the restored
+         colours that the surroundings also show.
+  TCON = min(t_R, t_S) / max(t_R, t_S), t_X = mean over the pixels of X of the local standard deviation of L
+         (population standard deviation over the 5x5 window around the pixel, image borders reflected): equal
+         texture energy scores 1; a blurred (too smooth) or noisy (too busy) fill scores low. Two flat regions
+         (both t < 1e-6) score 1.
+  ECON = the F1 score 2 P Rc / (P + Rc) of edge continuation across the boundary. Edge pixels: where the Sobel
+         gradient magnitude of L (scipy.ndimage.sobel along both axes, borders replicated, hypot, / 4, so a
+         black-to-white step is 1) exceeds `edge_threshold` (0.15). Recall Rc: the share of edge pixels of S_b
+         with an edge pixel of R_b within `rim` pixels (chessboard distance; the lines that reach the damage go
+         on into it); precision P: the share of edge pixels of R_b with an edge pixel of S_b within `rim` pixels
          (the restoration draws no lines that start from nothing). No edge on either rim scores 1; edges on one
          rim only score 0.
 

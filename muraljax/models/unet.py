@@ -25,6 +25,13 @@ i.e. '/' -> '.', list elements `name_i` -> `name.i` (`TORCH_NAME_RULES`), `kerne
 `weight`, conv kernels HWIO <-> OIHW, dense kernels [in, out] <-> (out, in). `torch_layout(params)` gives
 {diffusers name: PyTorch shape} for a U-Net or ControlNet param tree.
 
+FDP (DiffuMural's frequency-domain processing, muraljax.models.fdp.SpectralBlock) is muraljax's addition: at the
+levels in `config.fdp_levels` every layer of the down block and of the up block at that resolution is followed by
+a spectral block (`down_blocks_i/fdps_j`, `up_blocks_k/fdps_j`), and the mid block gets one after its attention
+(`mid_block/fdps_0`) when the lowest level is among them. These params have no diffusers name
+(`MURALJAX_ONLY` matches their paths; `torch_layout` leaves them out), and a fresh spectral block is the
+identity, so diffusers weights ported into a U-Net with FDP compute exactly what they computed before.
+
 Structure (as diffusers): the time embedding (sinusoidal features of width C0 -> linear_1 -> SiLU -> linear_2,
 width 4 C0, plus the class embedding of the labels when num_class_embeds is set) feeds every ResNet block.
 Down block i runs `layers_per_block` ResNet blocks (each followed by self-attention in an AttnDownBlock2D) and,
@@ -40,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,12 +56,16 @@ import jax
 import jax.numpy as jnp
 
 from muraljax.models import naming, partitioning
+from muraljax.models.fdp import SpectralBlock
 from muraljax.models.layers import conv2d
 
 Dtype = Any
 
 DOWN_BLOCK_TYPES = ("DownBlock2D", "AttnDownBlock2D")
 UP_BLOCK_TYPES = ("UpBlock2D", "AttnUpBlock2D")
+
+# Paths ('/'-joined) of the params that are muraljax's additions to diffusers' layout: the FDP blocks.
+MURALJAX_ONLY = r"(^|/)fdps_\d+(/|$)"
 
 TORCH_NAME_RULES: naming.Rules = (
     (r"\b(down_blocks|up_blocks|resnets|attentions|downsamplers|upsamplers|to_out|controlnet_down_blocks|blocks)"
@@ -76,7 +88,8 @@ class UNetConfig:
   freq_shift: int = 0  # Frequencies exp(-ln(10000) k / (C0 / 2 - freq_shift)).
   num_class_embeds: int | None = None  # Number of class labels (class_embedding rows); None = unconditional.
   out_channels: int = 3
-  remat: str = "none"  # Not architecture: how ResNet and attention blocks are rematerialised (REMAT_POLICIES).
+  fdp_levels: tuple[int, ...] = ()  # Levels (0 = full size) with FDP spectral blocks (see the module docstring).
+  remat: str = "none"  # Not architecture: how ResNet, attention and FDP blocks are rematerialised (REMAT_POLICIES).
 
   def __post_init__(self):
     levels = len(self.block_out_channels)
@@ -94,6 +107,8 @@ class UNetConfig:
     attended |= {c for c, kind in zip(self.block_out_channels, self.down_block_types) if kind.startswith("Attn")}
     attended |= {c for c, kind in zip(reversed_channels, self.up_block_types) if kind.startswith("Attn")}
     partitioning.check_remat(self.remat)
+    if set(self.fdp_levels) - set(range(levels)):
+      raise ValueError(f"fdp_levels {self.fdp_levels} must be levels of the U-Net, 0 (full size) to {levels - 1}.")
     if self.attention_head_dim and any(channels % self.attention_head_dim for channels in attended):
       raise ValueError(f"The channels of the levels with attention, {sorted(attended)}, must be multiples of "
                        f"attention_head_dim={self.attention_head_dim}.")
@@ -122,10 +137,12 @@ def torch_layout(params: Mapping) -> dict[str, tuple[int, ...]]:
 
 
 def _torch_leaf_conventions(tree: Mapping) -> dict:
-  """Embedding tables renamed to `scale` (-> 'weight'), dense kernels [in, out] given PyTorch's (out, in) shape;
-  naming.torch_layout handles the rest."""
+  """FDP blocks left out, embedding tables renamed to `scale` (-> 'weight'), dense kernels [in, out] given
+  PyTorch's (out, in) shape; naming.torch_layout handles the rest."""
   out = {}
   for key, value in tree.items():
+    if re.search(MURALJAX_ONLY, key):
+      continue
     if isinstance(value, Mapping):
       out[key] = _torch_leaf_conventions(value)
     elif key == "embedding":
@@ -198,6 +215,11 @@ def _attention(config: UNetConfig, dtype: Dtype, name: str) -> AttentionBlock:
   return partitioning.remat(AttentionBlock, config.remat)(config, dtype, name=name)
 
 
+def _spectral(config: UNetConfig, dtype: Dtype, name: str) -> SpectralBlock:
+  """An FDP SpectralBlock with the U-Net's GroupNorm settings, rematerialised as config.remat says."""
+  return partitioning.remat(SpectralBlock, config.remat)(config.norm_num_groups, config.norm_eps, dtype, name=name)
+
+
 class Downsample2D(nn.Module):
   """3x3 stride-2 conv (padding 1): [B, H, W, C] -> [B, H/2, W/2, C]."""
 
@@ -223,13 +245,14 @@ class DownBlock2D(nn.Module):
   """diffusers' DownBlock2D (attention=False) or AttnDownBlock2D (True).
 
   __call__(x [B, H, W, C], temb) -> (out, skips): out [B, H/2, W/2, out_channels] when `add_downsample`, and
-  the output of every layer (and of the downsampler) as skips.
+  the output of every layer (and of the downsampler) as skips. With `fdp`, each layer ends in a spectral block.
   """
 
   config: UNetConfig
   out_channels: int
   attention: bool
   add_downsample: bool
+  fdp: bool = False
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -239,6 +262,8 @@ class DownBlock2D(nn.Module):
       x = _resnet(self.config, self.out_channels, self.dtype, name=f"resnets_{j}")(x, temb)
       if self.attention:
         x = _attention(self.config, self.dtype, name=f"attentions_{j}")(x)
+      if self.fdp:
+        x = _spectral(self.config, self.dtype, name=f"fdps_{j}")(x)
       skips.append(x)
     if self.add_downsample:
       x = Downsample2D(self.dtype, name="downsamplers_0")(x)
@@ -248,12 +273,14 @@ class DownBlock2D(nn.Module):
 
 class UpBlock2D(nn.Module):
   """diffusers' UpBlock2D (attention=False) or AttnUpBlock2D (True): layers_per_block + 1 layers, each on the
-  concatenation [x, the last remaining skip]; then 2x upsampling when `add_upsample`."""
+  concatenation [x, the last remaining skip] (ending in a spectral block with `fdp`); then 2x upsampling when
+  `add_upsample`."""
 
   config: UNetConfig
   out_channels: int
   attention: bool
   add_upsample: bool
+  fdp: bool = False
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -263,15 +290,19 @@ class UpBlock2D(nn.Module):
       x = _resnet(self.config, self.out_channels, self.dtype, name=f"resnets_{j}")(x, temb)
       if self.attention:
         x = _attention(self.config, self.dtype, name=f"attentions_{j}")(x)
+      if self.fdp:
+        x = _spectral(self.config, self.dtype, name=f"fdps_{j}")(x)
     if self.add_upsample:
       x = Upsample2D(self.dtype, name="upsamplers_0")(x)
     return x
 
 
 class MidBlock2D(nn.Module):
-  """diffusers' UNetMidBlock2D: ResNet block, self-attention, ResNet block; [B, h, w, C] -> same shape."""
+  """diffusers' UNetMidBlock2D: ResNet block, self-attention (then a spectral block with `fdp`), ResNet block;
+  [B, h, w, C] -> same shape."""
 
   config: UNetConfig
+  fdp: bool = False
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -279,6 +310,8 @@ class MidBlock2D(nn.Module):
     channels = x.shape[-1]
     x = _resnet(self.config, channels, self.dtype, name="resnets_0")(x, temb)
     x = _attention(self.config, self.dtype, name="attentions_0")(x)
+    if self.fdp:
+      x = _spectral(self.config, self.dtype, name="fdps_0")(x)
     return _resnet(self.config, channels, self.dtype, name="resnets_1")(x, temb)
 
 
@@ -324,10 +357,10 @@ def encode(config: UNetConfig, x: jax.Array, temb: jax.Array,
   skips = [x]
   last = len(config.block_out_channels) - 1
   for i, (channels, kind) in enumerate(zip(config.block_out_channels, config.down_block_types)):
-    x, block_skips = DownBlock2D(config, channels, kind == "AttnDownBlock2D", i < last, dtype,
-                                 name=f"down_blocks_{i}")(x, temb)
+    x, block_skips = DownBlock2D(config, channels, kind == "AttnDownBlock2D", i < last, i in config.fdp_levels,
+                                 dtype, name=f"down_blocks_{i}")(x, temb)
     skips.extend(block_skips)
-  return MidBlock2D(config, dtype, name="mid_block")(x, temb), tuple(skips)
+  return MidBlock2D(config, last in config.fdp_levels, dtype, name="mid_block")(x, temb), tuple(skips)
 
 
 class UNet(nn.Module):
@@ -359,9 +392,10 @@ class UNet(nn.Module):
 
     per_block = config.layers_per_block + 1
     channels = tuple(reversed(config.block_out_channels))
+    last = len(channels) - 1
     for i, (out_channels, kind) in enumerate(zip(channels, config.up_block_types)):
       block_skips, skips = skips[-per_block:], skips[:-per_block]
-      x = UpBlock2D(config, out_channels, kind == "AttnUpBlock2D", i < len(channels) - 1, self.dtype,
-                    name=f"up_blocks_{i}")(x, block_skips, temb)
+      x = UpBlock2D(config, out_channels, kind == "AttnUpBlock2D", i < last, last - i in config.fdp_levels,
+                    self.dtype, name=f"up_blocks_{i}")(x, block_skips, temb)
     x = nn.silu(_group_norm(config, self.dtype, "conv_norm_out")(x))
     return conv2d(config.out_channels, 3, dtype=self.dtype, name="conv_out")(x)

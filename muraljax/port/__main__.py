@@ -119,6 +119,8 @@ def train_command(kind: families.Family | families.Bundle, out: pathlib.Path, co
     into = next(iter(kind.into.values()))
   else:
     into = kind.into.get(config.task)
+  if callable(into):
+    into = into(config)
   args = ["--config", *config_args, "--workdir", "WORKDIR", f"--config.init_from.checkpoint={out}"]
   if into:
     args.append(f"--config.init_from.into={into}")

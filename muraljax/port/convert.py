@@ -14,6 +14,8 @@ Names follow from the family's rules (`naming.torch_name`); which convs are tran
 Every tensor must be present with exactly that shape, and the checkpoint must hold nothing else; otherwise one
 PortError lists every missing, unexpected and mis-shaped tensor. With `allow_partial` the matching tensors are
 kept, the others initialised as a fresh model would be, and the unexpected ones dropped; the report lists them.
+Params the family marks as muraljax's own additions (`Family.extra`, e.g. the U-Net's FDP blocks) are not
+expected from the checkpoint: they start as a fresh model's, listed in the report under 'added'.
 """
 
 from __future__ import annotations
@@ -73,10 +75,13 @@ def abstract_params(target: families.Target) -> dict:
 
 
 def expected_tensors(params: Mapping, family: families.Family) -> dict[str, Slot]:
-  """{PyTorch name: Slot} for a param tree (arrays or ShapeDtypeStructs), names without the official prefix."""
+  """{PyTorch name: Slot} for a param tree (arrays or ShapeDtypeStructs), names without the official prefix; the
+  family's `extra` params have no PyTorch name and are left out."""
   slots = {}
   for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
     names = tuple(str(getattr(k, "key", k)) for k in path)
+    if _is_extra(names, family):
+      continue
     if names[-1] != "kernel":
       transform, axes = AS_IS
     elif len(leaf.shape) == 2:
@@ -91,15 +96,23 @@ def expected_tensors(params: Mapping, family: families.Family) -> dict[str, Slot
   return slots
 
 
+def _is_extra(flax_path: tuple[str, ...], family: families.Family) -> bool:
+  return bool(family.extra and re.search(family.extra, "/".join(flax_path)))
+
+
+# Module fields that do not change the parameters: how the model runs, not what it is.
+_NOT_ARCHITECTURE = ("parent", "name", "dtype", "param_dtype", "remat")
+
+
 def architecture(module: nn.Module) -> dict[str, Any]:
   """The module's architecture fields (dataclass-valued fields, like a U-Net's config, expanded)."""
   fields = {}
   for field in dataclasses.fields(module):
-    if field.name in ("parent", "name", "dtype", "param_dtype"):
+    if field.name in _NOT_ARCHITECTURE:
       continue
     value = getattr(module, field.name)
     fields.update(dataclasses.asdict(value) if dataclasses.is_dataclass(value) else {field.name: value})
-  return fields
+  return {name: value for name, value in fields.items() if name not in _NOT_ARCHITECTURE}
 
 
 def describe(module: nn.Module) -> str:
@@ -141,7 +154,9 @@ def convert_with_report(
   _check_signature(family, tensors)
   target, notes = _target(model_config, family, tensors, checkpoint_config)
   module = target.module
-  slots = expected_tensors(abstract_params(target), family)
+  abstract = abstract_params(target)
+  slots = expected_tensors(abstract, family)
+  added = [path for path in traverse_util.flatten_dict(abstract) if _is_extra(path, family)]
   missing = [name for name in slots if name not in tensors]
   unexpected = [name for name in tensors if name not in slots]
   mis_shaped = [name for name in slots if name in tensors and tuple(tensors[name].shape) != slots[name].torch_shape]
@@ -150,16 +165,17 @@ def convert_with_report(
                                       inferred=isinstance(model_config, str), checkpoint_config=checkpoint_config))
 
   fresh = set(missing + mis_shaped)
-  initial = _fresh_params(target) if fresh else {}
+  initial = _fresh_params(target) if fresh or added else {}
   params = traverse_util.unflatten_dict({
       slot.flax_path: np.asarray(initial[slot.flax_path]) if name in fresh else slot.to_flax(tensors[name])
-      for name, slot in slots.items()})
-  return Conversion(params, _report(family, module, notes, tensors, slots, renamed, missing, unexpected, mis_shaped))
+      for name, slot in slots.items()} | {path: np.asarray(initial[path]) for path in added})
+  return Conversion(params, _report(family, module, notes, tensors, slots, renamed, missing, unexpected, mis_shaped,
+                                    added))
 
 
 def _report(family: families.Family, module: nn.Module, notes: dict[str, str], tensors: StateDict,
             slots: dict[str, Slot], renamed: dict[str, str], missing: list[str], unexpected: list[str],
-            mis_shaped: list[str]) -> dict[str, Any]:
+            mis_shaped: list[str], added: list[tuple[str, ...]]) -> dict[str, Any]:
   """The JSON-able record of a conversion: target, inference, every mapped tensor and every problem."""
   fresh = set(missing + mis_shaped)
   return {
@@ -177,6 +193,7 @@ def _report(family: families.Family, module: nn.Module, notes: dict[str, str], t
       "mis_shaped": [{"torch": name, "checkpoint": list(tensors[name].shape), "model": list(slots[name].torch_shape)}
                      for name in mis_shaped],
       "initialised_fresh": ["/".join(slot.flax_path) for name, slot in slots.items() if name in fresh],
+      "added": ["/".join(path) for path in added],
   }
 
 

@@ -22,6 +22,7 @@ from muraljax.port import infer
 from muraljax.port.errors import PortError
 from muraljax.port.reading import StateDict
 from muraljax.tasks.diffusion import DiffusionTask
+from muraljax.tasks.diffusion_scales import scale_key
 
 InputShapes = tuple[jax.ShapeDtypeStruct, ...]
 
@@ -48,9 +49,13 @@ class Family:
   example_inputs: Callable[[nn.Module], InputShapes]  # init inputs when only the module is given
   config: str  # the training config whose model this family is
   # config.task -> the config.init_from.into that loads a ported checkpoint in that task; `config`'s task first.
-  into: Mapping[str, str]
+  # A callable gets the training config (None: the default one of `config`) and returns it.
+  into: Mapping[str, str | Callable[[ml_collections.ConfigDict | None], str]]
   transposed: str | None = None  # regex on Flax module paths ('/'-joined) of transposed convs
   renames: naming.Rules = ()  # legacy tensor names -> current ones, applied before matching
+  # regex on Flax param paths ('/'-joined) of muraljax's additions, which no official checkpoint holds: they are
+  # not expected from it and start as a fresh model's (the U-Net's FDP blocks: the identity).
+  extra: str | None = None
 
   def target(self, module: nn.Module, inputs: InputShapes | None = None) -> Target:
     """`module` with `inputs`, by default the family's example inputs for it."""
@@ -85,9 +90,16 @@ def _car_upscaler_from_config(config: ml_collections.ConfigDict) -> Target:
 
 
 def _unet_from_config(config: ml_collections.ConfigDict) -> Target:
-  """The U-Net of a DiffuMural run: its input is [noisy image, conditions]; damage types are its classes."""
+  """The coarsest scale's U-Net of a DiffuMural run: its input is [noisy image, conditions]; damage types are its
+  classes."""
   task = DiffusionTask(config)
-  return Target(task.unet, infer.unet_inputs(task.unet_config, 3 + task.condition_channels))
+  unet = task.scales[0].unet
+  return Target(unet, infer.unet_inputs(unet.config, 3 + task.condition_channels))
+
+
+def _unet_into(config: ml_collections.ConfigDict | None) -> str:
+  """Where a ported U-Net goes in a DiffuMural run: the coarsest scale's U-Net (256 px in the default config)."""
+  return f"{scale_key(config.model.scales[0] if config else 256)}/unet"
 
 
 # Attention tensor names of checkpoints saved by older diffusers versions -> today's names.
@@ -142,8 +154,9 @@ FAMILIES: dict[str, Family] = {
         from_config=_unet_from_config,
         example_inputs=lambda m: infer.unet_inputs(m.config, in_channels=3),
         config="configs/diffumural.py",
-        into={"diffumural": "unet"},
+        into={"diffumural": _unet_into},
         renames=LEGACY_ATTENTION_NAMES,
+        extra=unet.MURALJAX_ONLY,
     ),
 }
 

@@ -174,7 +174,7 @@ class TilePredictor:
     return self.model.task.predict(params, batch)
 
   def _diffusion(self, params: Any, batch: dict[str, jax.Array], seeds: jax.Array) -> jax.Array:
-    multiple = self.model.task.unet_config.size_multiple
+    multiple = self.model.task.size_multiple
     size = batch["damaged"].shape[1:3]
     batch = {name: pad_to_multiple(value, multiple)[0] for name, value in batch.items()}
 

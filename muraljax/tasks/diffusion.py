@@ -1,20 +1,40 @@
-"""DiffuMural at one scale: a pixel-space diffusion U-Net with a ControlNet, conditioned on the damage.
+"""DiffuMural: collaborative multi-scale pixel-space diffusion, a U-Net and a ControlNet per scale.
 
-Conditions, per example (images mapped to [-1, 1], see muraljax.diffusion.schedules):
-  masked image [B, H, W, 3]  the damaged input with its damaged pixels zeroed,
-  mask [B, H, W, 1]          1 = damaged,
-  contour [B, H, W, 1]       when config.data.contours (muraljax.data.contours, computed by the pipeline),
+Scales (muraljax.tasks.diffusion_scales): `model.scales` sides coarse to fine, e.g. 256/512/1024; the batch comes
+at the finest size and scale s sees it shrunk by k_s (collaborative.pyramid: images box-averaged, masks and
+contours max-pooled, so a coarse pixel is damaged when any pixel under it is). Params:
+{'scale_<side>': {'unet': ..., 'controlnet': ...}} per scale. One scale, e.g. model.scales = (256,), is the plain
+single-scale model.
+
+Conditions per scale, per example (images mapped to [-1, 1], see muraljax.diffusion.schedules):
+  masked image [B, h, w, 3]  the damaged input with its damaged pixels zeroed,
+  mask [B, h, w, 1]          1 = damaged,
+  contour [B, h, w, 1]       when config.data.contours (muraljax.data.contours, computed by the pipeline),
   damage type [B]            class label: an id into DAMAGE_TYPES, from the batch's 'damage_type' when it has
                              one; the data pipeline does not expose it yet, so every example is 'unknown'.
-The U-Net input is [noisy image, conditions] (3 + 4 or 5 channels); the ControlNet gets the same input plus the
-condition channels through its condition embedding, and its residuals go into the U-Net's skips.
+The U-Net input is [noisy image, conditions] and, for every scale but the coarsest, the coarser scale's x0
+estimate upsampled 2x (3 + 4 or 5 (+ 3) channels); the ControlNet gets the same input plus the condition
+channels through its condition embedding, and its residuals go into the U-Net's skips.
 
-Training (`loss`): t ~ U{0 .. T-1} and noise per example from the step's rng, MSE on the epsilon or v target
-(optionally min-SNR weighted). With probability `diffusion.condition_dropout` an example's conditions are
-zeroed and its damage type set to 'unknown', which trains the unconditional model classifier-free guidance
-needs. With model.freeze_base only the ControlNet trains (`trainable`). Evaluation (`predict`) inpaints the
-damaged pixels with the DDIM/DDPM sampler of muraljax.diffusion.samplers (fixed seed), keeping intact pixels
-exactly; the trainer passes EMA params when train.ema_decay > 0.
+Training (`loss`), one step over all scales: t ~ U{0 .. T-1} per example, the same at every scale, and noise
+drawn independently per scale. Coarse to fine, each scale predicts eps or v; its loss is
+
+  L_s = MSE on the eps / v target (optionally min-SNR weighted)
+        + frequency_weight FreqAmp(x0_hat, x0; alpha_bar)          (muraljax.diffusion.frequency)
+        + cycle(x0_hat, x0, mask, contour; alpha_bar)              (muraljax.diffusion.cycle: contour_weight,
+                                                                    known_weight)
+
+with x0_hat the one-step x0 estimate from the output (unclipped) and per-example weights alpha_bar_t, which
+discount the blurry estimates of noisy timesteps; the total is sum_s scale_loss_weight_s L_s. The next finer
+scale is conditioned on stop_gradient(upsample(clip(x0_hat))) of this step, as sampling conditions it. With
+probability `diffusion.condition_dropout` an example's conditions are zeroed at every scale and its damage type
+set to 'unknown' (the coarse estimate stays), which trains the unconditional model classifier-free guidance
+needs. With model.freeze_base only the ControlNets train (`trainable`).
+
+Evaluation (`predict`) inpaints with muraljax.diffusion.collaborative.sample (fixed seed): the scales denoise
+together, fused per pixel by muraljax.diffusion.fusion's weights (`collaboration` settings; `cascade` is the
+coarse-to-fine ablation); one scale is plain RePaint DDIM/DDPM (samplers.inpaint). Intact pixels are kept
+exactly. The trainer passes EMA params when train.ema_decay > 0.
 """
 
 from __future__ import annotations
@@ -24,10 +44,10 @@ import jax.numpy as jnp
 import ml_collections
 
 from muraljax import config as config_lib
-from muraljax.diffusion import losses, samplers, schedules
+from muraljax.diffusion import collaborative, cycle, frequency, losses, samplers, schedules
 from muraljax.models import partitioning
-from muraljax.models.controlnet import ControlNet, copy_encoder_from_unet
-from muraljax.models.unet import UNet, UNetConfig
+from muraljax.models.controlnet import copy_encoder_from_unet
+from muraljax.tasks import diffusion_scales
 from muraljax.tasks.base import Batch, Params
 
 DAMAGE_TYPES = ("cracks", "flaking", "collapse", "fading", "unknown")
@@ -35,24 +55,12 @@ UNKNOWN_DAMAGE = DAMAGE_TYPES.index("unknown")
 SAMPLERS = ("ddim", "ddpm")
 
 
-def unet_config(config: ml_collections.ConfigDict) -> UNetConfig:
-  m = config.model
-  return UNetConfig(
-      block_out_channels=tuple(m.block_out_channels), down_block_types=tuple(m.down_block_types),
-      up_block_types=tuple(m.up_block_types), layers_per_block=m.layers_per_block,
-      attention_head_dim=m.attention_head_dim, norm_num_groups=m.norm_num_groups, norm_eps=m.norm_eps,
-      flip_sin_to_cos=m.flip_sin_to_cos, freq_shift=m.freq_shift, num_class_embeds=len(DAMAGE_TYPES),
-      out_channels=3, remat=config.train.remat)
-
-
 class DiffusionTask:
-  """Params {'unet': ..., 'controlnet': ...}; see the module docstring."""
+  """Params {'scale_<side>': {'unet', 'controlnet'}} per scale; see the module docstring."""
 
   def __init__(self, config: ml_collections.ConfigDict):
-    dtype = config_lib.compute_dtype(config.train)
-    self.unet_config = unet_config(config)
-    self.unet = UNet(self.unet_config, dtype)
-    self.controlnet = ControlNet(self.unet_config, tuple(config.model.controlnet_conditioning_channels), dtype)
+    self.scales = diffusion_scales.build(config, len(DAMAGE_TYPES), config_lib.compute_dtype(config.train))
+    self.factors = tuple(scale.factor for scale in self.scales)
     self.freeze_base = config.model.freeze_base
     self.controlnet_from_base = config.model.controlnet_from_base
     self.use_contours = config.data.contours
@@ -62,45 +70,71 @@ class DiffusionTask:
     self.prediction = diffusion.prediction
     self.min_snr_gamma = diffusion.min_snr_gamma
     self.condition_dropout = diffusion.condition_dropout
+    self.frequency = dict(weight=diffusion.frequency_weight, log_amplitude=diffusion.frequency_log_amplitude)
+    self.cycle_weights = dict(contour_weight=diffusion.cycle_contour_weight,
+                              known_weight=diffusion.cycle_known_weight)
     sampling = config.sampling
     if sampling.sampler not in SAMPLERS:
       raise ValueError(f"Unknown sampling.sampler {sampling.sampler!r}; use one of {list(SAMPLERS)}.")
     samplers.sampling_timesteps(diffusion.num_timesteps, sampling.steps)  # Fails early on a bad step count.
     self.sampling = dict(steps=sampling.steps, eta=1.0 if sampling.sampler == "ddpm" else sampling.eta,
-                         guidance_scale=sampling.guidance_scale, jump_length=sampling.jump_length,
-                         jump_n_sample=sampling.jump_n_sample)
+                         jump_length=sampling.jump_length, jump_n_sample=sampling.jump_n_sample)
+    self.guidance_scale = sampling.guidance_scale
     self.sampling_seed = sampling.seed
+    collaboration = config.collaboration
+    if collaboration.characteristic_length <= 0 or collaboration.temperature <= 0:
+      raise ValueError(f"collaboration.characteristic_length ({collaboration.characteristic_length}) and "
+                       f"temperature ({collaboration.temperature}) must be positive.")
+    self.collaboration = dict(characteristic_length=collaboration.characteristic_length,
+                              temperature=collaboration.temperature, cascade=collaboration.cascade)
 
   @property
   def condition_channels(self) -> int:
     return 5 if self.use_contours else 4
 
+  @property
+  def size_multiple(self) -> int:
+    """Images to `predict` must have sides that are multiples of this (every scale's U-Net must fit)."""
+    return self.scales[-1].unet_config.size_multiple
+
   def init(self, rng: jax.Array, batch: Batch, keep_axis_names: bool = False) -> Params:
-    b, h, w, _ = batch["damaged"].shape
-    condition = jnp.zeros((b, h, w, self.condition_channels))
-    sample = jnp.zeros((b, h, w, 3 + self.condition_channels))
+    """Fresh params; they do not depend on the image size, so each scale is initialised on its U-Net's
+    smallest input."""
+    b = batch["damaged"].shape[0]
     t, labels = jnp.zeros((b,), jnp.int32), jnp.full((b,), UNKNOWN_DAMAGE)
-    unet_rng, controlnet_rng = jax.random.split(rng)
-    unet = self.unet.init(unet_rng, sample, t, labels)["params"]
-    controlnet = self.controlnet.init(controlnet_rng, sample, t, condition, labels)["params"]
-    if self.controlnet_from_base:
-      controlnet = copy_encoder_from_unet(controlnet, unet)
-    return partitioning.maybe_unbox({"unet": unet, "controlnet": controlnet}, keep_axis_names)
+    params = {}
+    for s, (scale, key) in enumerate(zip(self.scales, jax.random.split(rng, len(self.scales)))):
+      side = scale.unet_config.size_multiple
+      condition = jnp.zeros((b, side, side, self.condition_channels))
+      sample = jnp.zeros((b, side, side, 3 + self.condition_channels + (3 if s else 0)))
+      unet_rng, controlnet_rng = jax.random.split(key)
+      unet = scale.unet.init(unet_rng, sample, t, labels)["params"]
+      controlnet = scale.controlnet.init(controlnet_rng, sample, t, condition, labels)["params"]
+      if self.controlnet_from_base:
+        controlnet = copy_encoder_from_unet(controlnet, unet)
+      params[scale.key] = {"unet": unet, "controlnet": controlnet}
+    return partitioning.maybe_unbox(params, keep_axis_names)
 
   def trainable(self, params: Params):
-    return {"unet": jax.tree.map(lambda _: not self.freeze_base, params["unet"]),
-            "controlnet": jax.tree.map(lambda _: True, params["controlnet"])}
+    return {key: {"unet": jax.tree.map(lambda _: not self.freeze_base, scale["unet"]),
+                  "controlnet": jax.tree.map(lambda _: True, scale["controlnet"])}
+            for key, scale in params.items()}
 
-  def condition(self, batch: Batch) -> jax.Array:
-    """[masked image, mask(, contour)] [B, H, W, 4 or 5], images in [-1, 1], damaged pixels zeroed."""
-    mask = (batch["mask"] >= 0.5).astype(jnp.float32)
-    channels = [schedules.to_diffusion_range(batch["damaged"]) * (1.0 - mask), mask]
-    if self.use_contours:
-      if "contour" not in batch:
-        raise ValueError("config.data.contours is set but the batch has no 'contour'; build batches with the "
-                         "data pipeline (which adds it) or add contours.contour_map of each damaged image.")
-      channels.append(batch["contour"])
-    return jnp.concatenate(channels, axis=-1).astype(jnp.float32)
+  def conditions(self, batch: Batch) -> tuple[list[jax.Array], list[jax.Array], list[jax.Array]]:
+    """Per scale, coarse to fine: (damaged images [B, h, w, 3] in [-1, 1], masks [B, h, w, 1] in {0, 1},
+    conditions [masked image, mask(, contour)] [B, h, w, 4 or 5])."""
+    images, masks = collaborative.pyramid(schedules.to_diffusion_range(batch["damaged"]), batch["mask"],
+                                          self.factors)
+    conditions = []
+    for image, mask, factor in zip(images, masks, self.factors):
+      channels = [image * (1.0 - mask), mask]
+      if self.use_contours:
+        if "contour" not in batch:
+          raise ValueError("config.data.contours is set but the batch has no 'contour'; build batches with the "
+                           "data pipeline (which adds it) or add contours.contour_map of each damaged image.")
+        channels.append(collaborative.downsample_mask(batch["contour"], factor))
+      conditions.append(jnp.concatenate(channels, axis=-1).astype(jnp.float32))
+    return images, masks, conditions
 
   def damage_labels(self, batch: Batch) -> jax.Array:
     """int32 [B]: the batch's 'damage_type' ids, or 'unknown' for every example when it has none."""
@@ -108,43 +142,82 @@ class DiffusionTask:
       return batch["damage_type"].astype(jnp.int32)
     return jnp.full(batch["damaged"].shape[:1], UNKNOWN_DAMAGE, jnp.int32)
 
-  def denoise(self, params: Params, x_t: jax.Array, t: jax.Array, condition: jax.Array,
-              labels: jax.Array) -> jax.Array:
-    """The network output (eps or v) [B, H, W, 3], float32, for noisy images x_t in [-1, 1] at timesteps t."""
-    sample = jnp.concatenate([x_t, condition], axis=-1)
-    down, mid = self.controlnet.apply({"params": params["controlnet"]}, sample, t, condition, labels)
-    output = self.unet.apply({"params": params["unet"]}, sample, t, labels, down, mid)
-    return output.astype(jnp.float32)
+  def denoise(self, params: Params, s: int, x_t: jax.Array, t: jax.Array, condition: jax.Array,
+              labels: jax.Array, coarse: jax.Array | None = None) -> jax.Array:
+    """Scale s's network output (eps or v) [B, h, w, 3], float32, for noisy images x_t in [-1, 1] at timesteps
+    t; `coarse` is the coarser scale's upsampled x0 estimate (None for the coarsest scale)."""
+    scale = self.scales[s]
+    if (coarse is None) != (s == 0):
+      raise ValueError(f"Scale {scale.side} takes {'no' if s == 0 else 'the'} coarser scale's x0 estimate.")
+    sample = jnp.concatenate([x_t, condition] + ([] if coarse is None else [coarse]), axis=-1)
+    p = params[scale.key]
+    down, mid = scale.controlnet.apply({"params": p["controlnet"]}, sample, t, condition, labels)
+    return scale.unet.apply({"params": p["unet"]}, sample, t, labels, down, mid).astype(jnp.float32)
+
+  def _x0_losses(self, x0_hat: jax.Array, x0: jax.Array, mask: jax.Array, contour: jax.Array,
+                 alpha_bar: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The frequency-amplitude and cycle-consistency terms of one scale (those with weight 0 skipped)."""
+    loss, metrics = jnp.zeros(()), {}
+    if self.frequency["weight"]:
+      metrics["frequency"] = frequency.frequency_amplitude_loss(
+          x0_hat, x0, log_amplitude=self.frequency["log_amplitude"], weights=alpha_bar)
+      loss = loss + self.frequency["weight"] * metrics["frequency"]
+    if any(self.cycle_weights.values()):
+      cycle_loss, terms = cycle.cycle_consistency_loss(x0_hat, x0, mask, contour, weights=alpha_bar,
+                                                       **self.cycle_weights)
+      loss, metrics = loss + cycle_loss, metrics | terms
+    return loss, metrics
 
   def loss(self, params: Params, batch: Batch, rng: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
     t_rng, noise_rng, dropout_rng = jax.random.split(rng, 3)
-    x0 = schedules.to_diffusion_range(batch["clean"])
-    batch_size = x0.shape[0]
+    targets, _ = collaborative.pyramid(schedules.to_diffusion_range(batch["clean"]), batch["mask"], self.factors)
+    _, masks, conditions = self.conditions(batch)
+    batch_size = targets[0].shape[0]
     t = jax.random.randint(t_rng, (batch_size,), 0, self.schedule.num_timesteps)
-    noise = jax.random.normal(noise_rng, x0.shape)
-    x_t = schedules.q_sample(self.schedule, x0, t, noise)
-    keep = jax.random.uniform(dropout_rng, (batch_size,)) >= self.condition_dropout
-    condition = self.condition(batch) * keep[:, None, None, None]
-    labels = jnp.where(keep, self.damage_labels(batch), UNKNOWN_DAMAGE)
-    output = self.denoise(params, x_t, t, condition, labels)
     alpha_bar = self.schedule.alpha_bar(t)
-    target = schedules.prediction_target(self.prediction, x0, noise, alpha_bar)
-    loss = losses.denoising_loss(output, target, alpha_bar, prediction=self.prediction,
-                                 min_snr_gamma=self.min_snr_gamma)
-    return loss, {"mse": jnp.mean(jnp.square(output - target))}
+    keep = jax.random.uniform(dropout_rng, (batch_size,)) >= self.condition_dropout
+    labels = jnp.where(keep, self.damage_labels(batch), UNKNOWN_DAMAGE)
+    total, metrics, coarse = jnp.zeros(()), {}, None
+    for s, (scale, x0, mask, condition, key) in enumerate(zip(
+        self.scales, targets, masks, conditions, jax.random.split(noise_rng, len(self.scales)))):
+      noise = jax.random.normal(key, x0.shape)
+      x_t = schedules.q_sample(self.schedule, x0, t, noise)
+      output = self.denoise(params, s, x_t, t, condition * keep[:, None, None, None], labels, coarse)
+      target = schedules.prediction_target(self.prediction, x0, noise, alpha_bar)
+      loss = losses.denoising_loss(output, target, alpha_bar, prediction=self.prediction,
+                                   min_snr_gamma=self.min_snr_gamma)
+      x0_hat = schedules.x0_from_output(self.prediction, x_t, output, alpha_bar)
+      contour = condition[..., 4:] if self.use_contours else jnp.zeros_like(mask)  # the contour channel
+      extra, terms = self._x0_losses(x0_hat, x0, mask, contour, alpha_bar)
+      loss = loss + extra
+      total = total + scale.loss_weight * loss
+      terms |= {"loss": loss, "mse": jnp.mean(jnp.square(output - target))}
+      metrics |= {f"{scale.key}/{name}": value for name, value in terms.items()}
+      coarse = jax.lax.stop_gradient(collaborative.upsample(jnp.clip(x0_hat, -1.0, 1.0), 2))
+    return total, metrics
 
   def predict(self, params: Params, batch: Batch) -> jax.Array:
-    """Inpainted images [B, H, W, 3] in [0, 1]: the input on intact pixels (exactly), sampled on damaged ones."""
-    damaged = batch["mask"] >= 0.5
-    condition, labels = self.condition(batch), self.damage_labels(batch)
+    """Inpainted images [B, H, W, 3] in [0, 1]: the input on intact pixels (exactly), sampled on damaged ones.
+    H and W must be multiples of `size_multiple`."""
+    images, masks, conditions = self.conditions(batch)
+    labels = self.damage_labels(batch)
 
-    def model_fn(x_t: jax.Array, t: jax.Array, drop_condition: bool) -> jax.Array:
-      if drop_condition:
-        return self.denoise(params, x_t, t, jnp.zeros_like(condition), jnp.full_like(labels, UNKNOWN_DAMAGE))
-      return self.denoise(params, x_t, t, condition, labels)
+    def denoise_fn(s: int) -> collaborative.DenoiseFn:
+      condition = conditions[s]
 
-    sample = samplers.inpaint(model_fn, self.schedule, schedules.to_diffusion_range(batch["damaged"]),
-                              damaged.astype(jnp.float32), jax.random.PRNGKey(self.sampling_seed),
-                              prediction=self.prediction, **self.sampling)
-    restored = jnp.clip(schedules.to_unit_range(sample), 0.0, 1.0)
-    return jnp.where(damaged, restored, batch["damaged"])
+      def fn(x_t: jax.Array, t: jax.Array, coarse: jax.Array | None) -> jax.Array:
+        def model_fn(x: jax.Array, t: jax.Array, drop_condition: bool) -> jax.Array:
+          if drop_condition:
+            return self.denoise(params, s, x, t, jnp.zeros_like(condition), jnp.full_like(labels, UNKNOWN_DAMAGE),
+                                coarse)
+          return self.denoise(params, s, x, t, condition, labels, coarse)
+
+        return samplers.guided(model_fn, self.guidance_scale)(x_t, t)
+
+      return fn
+
+    samples = collaborative.sample([denoise_fn(s) for s in range(len(self.scales))], self.schedule, images, masks,
+                                   jax.random.PRNGKey(self.sampling_seed), prediction=self.prediction,
+                                   **self.sampling, **self.collaboration)
+    restored = jnp.clip(schedules.to_unit_range(samples[-1]), 0.0, 1.0)
+    return jnp.where(batch["mask"] >= 0.5, restored, batch["damaged"])

@@ -1,4 +1,11 @@
-"""Periodic evaluation on the fixed held-out set: restoration quality against the damaged-input baseline."""
+"""Periodic evaluation on the fixed held-out set: restoration quality against the damaged-input baseline.
+
+Per image, restored and damaged input alike: PSNR and SSIM over the whole image and inside the damage mask
+(muraljax.evaluate.metrics), and CCON, TCON and ECON, the colour, texture and edge consistency of the damaged
+region with its surroundings, in [0, 1] (muraljax.evaluate.consistency defines them; no ground truth needed).
+The ground truth's own consistency scores (`eval/clean_*`) say how consistent the real painting is there.
+Means skip images a metric cannot score (no damage, or nothing around it).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
-from muraljax.evaluate import metrics
+from muraljax.evaluate import consistency, metrics
 from muraljax.tasks.base import Batch
 
 
@@ -40,6 +47,16 @@ def make_eval_fn(predict: Callable[..., jax.Array]) -> Callable[..., tuple[jax.A
   return eval_fn
 
 
+def _consistency(restored: np.ndarray, batch: Batch) -> dict[str, np.ndarray]:
+  """CCON / TCON / ECON per image [B] (NaN where nothing can be scored) of the restored, damaged and clean
+  images, computed on the host."""
+  mask = np.asarray(batch["mask"])
+  scores = {}
+  for prefix, images in (("", restored), ("damaged_", batch["damaged"]), ("clean_", batch["clean"])):
+    scores |= {f"eval/{prefix}{name}": value for name, value in consistency.score_batch(images, mask).items()}
+  return scores
+
+
 def evaluate(eval_fn: Callable, params, batches: Sequence[Batch]) -> tuple[dict[str, float], jax.Array]:
   """Mean metrics over every held-out image (masked metrics over images that have damage) and the first
   batch's restorations, for the image grid."""
@@ -48,13 +65,14 @@ def evaluate(eval_fn: Callable, params, batches: Sequence[Batch]) -> tuple[dict[
   for batch in batches:
     restored, values = eval_fn(params, batch)
     first_restored = restored if first_restored is None else first_restored
-    for key, value in jax.device_get(values).items():
+    values = jax.device_get(values) | _consistency(np.asarray(jax.device_get(restored)), jax.device_get(batch))
+    for key, value in values.items():
       per_image.setdefault(key, []).append(np.asarray(value))
   stacked = {k: np.concatenate(v) for k, v in per_image.items()}
   means = {}
   for key, values in stacked.items():
     if key.startswith("eval/"):
       metric = key.removeprefix("eval/").removeprefix("damaged_")
-      scored = stacked.get(f"scored/{metric}", np.ones_like(values, dtype=bool))
+      scored = stacked.get(f"scored/{metric}", ~np.isnan(values))
       means[key] = float(np.mean(values[scored])) if scored.any() else float("nan")
   return means, first_restored
