@@ -1,12 +1,14 @@
-"""DiffuMural (U-Net + ControlNet) train-step throughput and DDIM inpainting time on this machine (synthetic data).
+"""DiffuMural train-step throughput and DDIM inpainting time on this machine (synthetic data, crops of each
+config's data.patch_size: the finest scale).
 
-  python benchmarks/diffusion.py [--steps 3] [--sampling-steps 50] [--cases smoke_b2,paper_b1,paper_b2]
+  python benchmarks/diffusion.py [--steps 3] [--sampling-steps 50] [--cases smoke_b8,single_b1]
 
-Per case: parameter count, train-step compile time, seconds per step, images/s, FLOPs per step (XLA's
-cost analysis of the compiled step), then DDIM inpainting of one image: compile time and seconds per image.
-Sampling time is linear in the number of steps (each is one U-Net + ControlNet pass in one compiled scan), so
-`--sampling-steps` below 50 times fewer steps and scales the result to DDIM-50. Prints a table and writes
-benchmarks/results/diffusion.json.
+Per case: parameter count (all scales), train-step compile time, seconds per step, images/s, FLOPs per step
+(XLA's cost analysis of the compiled step), then inpainting of one image (collaborative over the config's
+scales): compile time and seconds per image. Sampling time is linear in the number of steps (each is one pass of
+every scale's U-Net + ControlNet in one compiled scan), so `--sampling-steps` below 50 times fewer steps and
+scales the result to DDIM-50. `paper_b1` (three scales at 1024 px) is listed for accelerators; on CPUs one step
+takes tens of minutes. Prints a table and writes benchmarks/results/diffusion.json.
 """
 
 from __future__ import annotations
@@ -27,12 +29,12 @@ from muraljax.train.loop import make_train_step
 from muraljax.train.state import create_train_state, learning_rate_schedule, make_optimizer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SIDE = 256
 CASES = {  # name: (config variant, global batch)
-    "smoke_b2": ("smoke", 2),
+    "smoke_b8": ("smoke", 8),
+    "single_b1": ("single", 1),
     "paper_b1": ("paper", 1),
-    "paper_b2": ("paper", 2),
 }
+DEFAULT_CASES = ("smoke_b8", "single_b1")
 
 
 def load_config(variant: str):
@@ -71,7 +73,8 @@ def bench(variant: str, batch_size: int, steps: int, sampling_steps: int) -> dic
   config = load_config(variant)
   config.sampling.steps = sampling_steps
   task = tasks.get_task(config)
-  batch = synthetic_batch(batch_size, SIDE)
+  side = config.data.patch_size
+  batch = synthetic_batch(batch_size, side)
   tx = make_optimizer(config.optimizer, config.train.num_steps, task.trainable)
   state = create_train_state(task, tx, jax.random.PRNGKey(0), batch)
   step = jax.jit(make_train_step(task, learning_rate_schedule(config.optimizer, config.train.num_steps)))
@@ -88,8 +91,8 @@ def bench(variant: str, batch_size: int, steps: int, sampling_steps: int) -> dic
   sample_s = timed(compiled_predict, state.params, one_image, repeats=1)
   return {
       "params": sum(x.size for x in jax.tree.leaves(state.params)),
-      "unet_params": sum(x.size for x in jax.tree.leaves(state.params["unet"])),
-      "batch": batch_size, "side": SIDE, "compile_s": compile_s, "step_s": step_s,
+      "scales": [scale.side for scale in task.scales],
+      "batch": batch_size, "side": side, "compile_s": compile_s, "step_s": step_s,
       "images_per_s": batch_size / step_s, "flops_per_step": flops(compiled_step),
       "sampling_steps_timed": sampling_steps, "sample_compile_s": sample_compile_s,
       "ddim50_s_per_image": sample_s * 50 / sampling_steps,
@@ -101,7 +104,7 @@ def main() -> None:
   parser.add_argument("--steps", type=int, default=3, help="Timed train steps per case (after one warm-up step).")
   parser.add_argument("--sampling-steps", type=int, default=50,
                       help="DDIM steps of the timed inpainting (the table scales the time to 50 steps).")
-  parser.add_argument("--cases", default=",".join(CASES), help=f"Comma-separated subset of {list(CASES)}.")
+  parser.add_argument("--cases", default=",".join(DEFAULT_CASES), help=f"Comma-separated subset of {list(CASES)}.")
   parser.add_argument("--one", choices=list(CASES), help="Run one case in this process and print its JSON.")
   args = parser.parse_args()
   if args.one:
@@ -109,17 +112,17 @@ def main() -> None:
     return
 
   results = {}
-  print(f"DiffuMural at {SIDE} px on {jax.devices()[0].device_kind} x{jax.device_count()} (U-Net + ControlNet)")
-  print(f"{'case':<10}{'params':>13}{'batch':>6}{'compile s':>11}{'step s':>9}{'img/s':>8}{'GFLOP/step':>12}"
-        f"{'GFLOP/s':>9}{'DDIM compile s':>16}{'DDIM-50 s/img':>15}")
+  print(f"DiffuMural on {jax.devices()[0].device_kind} x{jax.device_count()} (U-Net + ControlNet per scale)")
+  print(f"{'case':<10}{'scales':>16}{'params':>13}{'batch':>6}{'compile s':>11}{'step s':>9}{'img/s':>8}"
+        f"{'GFLOP/step':>12}{'GFLOP/s':>9}{'DDIM compile s':>16}{'DDIM-50 s/img':>15}")
   for name in args.cases.split(","):
     # A fresh process per case, so one case's compiled programs and memory do not slow the next.
     child = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(args.steps),
                             "--sampling-steps", str(args.sampling_steps)], capture_output=True, text=True,
                            check=True)
     r = results[name] = json.loads(child.stdout.strip().splitlines()[-1])
-    print(f"{name:<10}{r['params']:>13,}{r['batch']:>6}{r['compile_s']:>11.1f}{r['step_s']:>9.2f}"
-          f"{r['images_per_s']:>8.2f}{r['flops_per_step'] / 1e9:>12.1f}{r['flops_per_step'] / r['step_s'] / 1e9:>9.1f}"
+    print(f"{name:<10}{'/'.join(map(str, r['scales'])):>16}{r['params']:>13,}{r['batch']:>6}"
+          f"{r['compile_s']:>11.1f}{r['step_s']:>9.2f}{r['images_per_s']:>8.2f}{r['flops_per_step'] / 1e9:>12.1f}{r['flops_per_step'] / r['step_s'] / 1e9:>9.1f}"
           f"{r['sample_compile_s']:>16.1f}{r['ddim50_s_per_image']:>15.1f}")
   out = ROOT / "benchmarks" / "results" / "diffusion.json"
   out.parent.mkdir(parents=True, exist_ok=True)

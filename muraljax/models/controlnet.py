@@ -81,7 +81,8 @@ class ControlNet(nn.Module):
 
 
 def copy_encoder_from_unet(controlnet_params: Mapping, unet_params: Mapping) -> dict:
-  """ControlNet params whose encoder (conv_in, time/class embedding, down blocks, mid block) is the U-Net's.
+  """ControlNet params whose encoder (conv_in, time/class embedding, down blocks, mid block, their FDP blocks
+  included) is the U-Net's.
 
   The condition embedding and the zero convs are kept. Raises ValueError naming the first entry whose shapes
   differ (e.g. a ControlNet fed a different number of input channels than the U-Net).
