@@ -58,8 +58,8 @@ def _consistency(restored: np.ndarray, batch: Batch) -> dict[str, np.ndarray]:
 
 
 def evaluate(eval_fn: Callable, params, batches: Sequence[Batch]) -> tuple[dict[str, float], jax.Array]:
-  """Mean metrics over every held-out image (masked metrics over images that have damage) and the first
-  batch's restorations, for the image grid."""
+  """Mean metrics over every held-out image (masked and consistency metrics over the images they can score) and
+  the first batch's restorations, for the image grid."""
   per_image: dict[str, list[np.ndarray]] = {}
   first_restored = None
   for batch in batches:
