@@ -6,7 +6,6 @@ benchmarks/results/<name>.json.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import pathlib
 import resource
@@ -19,6 +18,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from muraljax import config as config_lib
 from muraljax import tasks
 from muraljax.train import sharding
 from muraljax.train.loop import jit_train_step, make_train_step
@@ -43,18 +43,20 @@ STEP_COLUMNS = (
 
 def load_config(name: str, variant: str | None = None):
   """configs/<name>.py:<variant>, loaded as `--config` does."""
-  spec = importlib.util.spec_from_file_location(f"configs_{name}", ROOT / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
+  return config_lib.load(ROOT / "configs" / f"{name}.py:{variant or ''}")
 
 
-def synthetic_batch(batch: int, side: int) -> dict[str, jax.Array]:
-  """Uniform-noise clean images with 20% of the pixels blacked out: [batch, side, side, C]."""
-  keys = jax.random.split(jax.random.PRNGKey(1), 2)
+def synthetic_batch(batch: int, side: int, contour: bool = False) -> dict[str, jax.Array]:
+  """Uniform-noise clean images with 20% of the pixels blacked out: [batch, side, side, C]; with `contour`, also a
+  random 5% of the pixels as the line-art condition DiffuMural's ControlNet takes.
+  """
+  keys = jax.random.split(jax.random.PRNGKey(1), 3)
   clean = jax.random.uniform(keys[0], (batch, side, side, 3))
   mask = (jax.random.uniform(keys[1], (batch, side, side, 1)) < 0.2).astype(jnp.float32)
-  return {"clean": clean, "mask": mask, "damaged": clean * (1 - mask)}
+  images = {"clean": clean, "mask": mask, "damaged": clean * (1 - mask)}
+  if contour:
+    images["contour"] = (jax.random.uniform(keys[2], (batch, side, side, 1)) < 0.05).astype(jnp.float32)
+  return images
 
 
 def bench_train_step(config, batch_size: int, side: int, steps: int,

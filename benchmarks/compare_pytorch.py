@@ -74,6 +74,7 @@ def jax_step(config, batch_size: int, side: int) -> tuple[Callable[[], Any], dic
   """The trainer's step on a synthetic batch, compiled: (run one step and wait, facts about it)."""
   import jax  # pylint: disable=g-import-not-at-top
   from muraljax import tasks  # pylint: disable=g-import-not-at-top
+  from muraljax.train import throughput  # pylint: disable=g-import-not-at-top
   from muraljax.train.loop import make_train_step  # pylint: disable=g-import-not-at-top
   from muraljax.train.state import create_train_state, learning_rate_schedule, make_optimizer  # pylint: disable=g-import-not-at-top
 
@@ -85,8 +86,6 @@ def jax_step(config, batch_size: int, side: int) -> tuple[Callable[[], Any], dic
   start = time.perf_counter()
   compiled = jax.jit(train_step, donate_argnums=0).lower(state, batch).compile()
   compile_s = time.perf_counter() - start
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
 
   def step():
     nonlocal state
@@ -94,7 +93,7 @@ def jax_step(config, batch_size: int, side: int) -> tuple[Callable[[], Any], dic
     jax.block_until_ready(metrics)
 
   return step, {"params": sum(x.size for x in jax.tree.leaves(state.params)), "compile_s": compile_s,
-                "gflop_per_step": cost.get("flops", float("nan")) / 1e9}
+                "gflop_per_step": throughput.flops_per_device(compiled) / 1e9}
 
 
 def xla_pool_threads() -> int:

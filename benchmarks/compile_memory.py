@@ -27,33 +27,11 @@ COLUMNS = (("mode", "mode", "<6"), ("devices", "devices", ">8"), ("batch", "batc
            ("tflops", "TFLOP/dev", ">11.3f"), ("compile_s", "compile s", ">11.1f"))
 
 
-def load_config(spec: str, overrides: list[str]):
-  """`path/to/config.py[:variant]` with `key.path=value` overrides (values parsed as Python literals)."""
-  import ast  # pylint: disable=g-import-not-at-top
-  import importlib.util  # pylint: disable=g-import-not-at-top
-
-  path, _, variant = spec.partition(":")
-  module_spec = importlib.util.spec_from_file_location("benchmark_config", ROOT / path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  config = module.get_config(variant or None)
-  for override in overrides:
-    key, _, value = override.partition("=")
-    *parents, leaf = key.split(".")
-    section = config
-    for name in parents:
-      section = section[name]
-    try:
-      section[leaf] = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-      section[leaf] = value
-  return config
-
-
 def run_case(args, devices: int, mode: str) -> dict:
+  from muraljax import config as config_lib  # pylint: disable=g-import-not-at-top
   from muraljax.train import aot  # pylint: disable=g-import-not-at-top
 
-  config = load_config(args.config, args.set)
+  config = config_lib.load(ROOT / args.config, args.set)
   config.mesh.shape = {"data": 1, "fsdp": -1} if mode == "fsdp" else {"data": -1, "fsdp": 1}
   config.mesh.num_devices = 0
   config.train.batch_size = args.per_device_batch * devices

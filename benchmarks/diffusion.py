@@ -14,7 +14,6 @@ takes tens of minutes. Prints a table and writes benchmarks/results/diffusion.js
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import pathlib
 import subprocess
@@ -22,9 +21,11 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
+
+import common
 
 from muraljax import tasks
+from muraljax.train import throughput
 from muraljax.train.loop import make_train_step
 from muraljax.train.state import create_train_state, learning_rate_schedule, make_optimizer
 
@@ -35,28 +36,6 @@ CASES = {  # name: (config variant, global batch)
     "paper_b1": ("paper", 1),
 }
 DEFAULT_CASES = ("smoke_b8", "single_b1")
-
-
-def load_config(variant: str):
-  spec = importlib.util.spec_from_file_location("diffumural_config", ROOT / "configs" / "diffumural.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
-
-
-def synthetic_batch(batch: int, side: int) -> dict[str, jax.Array]:
-  keys = jax.random.split(jax.random.PRNGKey(1), 3)
-  clean = jax.random.uniform(keys[0], (batch, side, side, 3))
-  mask = (jax.random.uniform(keys[1], (batch, side, side, 1)) < 0.2).astype(jnp.float32)
-  contour = (jax.random.uniform(keys[2], (batch, side, side, 1)) < 0.05).astype(jnp.float32)
-  return {"clean": clean, "mask": mask, "damaged": clean * (1 - mask), "contour": contour}
-
-
-def flops(compiled) -> float:
-  analysis = compiled.cost_analysis()
-  if isinstance(analysis, (list, tuple)):
-    analysis = analysis[0] if analysis else {}
-  return float((analysis or {}).get("flops", 0.0))
 
 
 def timed(fn, *args, repeats: int) -> float:
@@ -70,11 +49,11 @@ def timed(fn, *args, repeats: int) -> float:
 
 
 def bench(variant: str, batch_size: int, steps: int, sampling_steps: int) -> dict[str, float]:
-  config = load_config(variant)
+  config = common.load_config("diffumural", variant)
   config.sampling.steps = sampling_steps
   task = tasks.get_task(config)
   side = config.data.patch_size
-  batch = synthetic_batch(batch_size, side)
+  batch = common.synthetic_batch(batch_size, side, contour=True)
   tx = make_optimizer(config.optimizer, config.train.num_steps, task.trainable)
   state = create_train_state(task, tx, jax.random.PRNGKey(0), batch)
   step = jax.jit(make_train_step(task, learning_rate_schedule(config.optimizer, config.train.num_steps)))
@@ -93,7 +72,7 @@ def bench(variant: str, batch_size: int, steps: int, sampling_steps: int) -> dic
       "params": sum(x.size for x in jax.tree.leaves(state.params)),
       "scales": [scale.side for scale in task.scales],
       "batch": batch_size, "side": side, "compile_s": compile_s, "step_s": step_s,
-      "images_per_s": batch_size / step_s, "flops_per_step": flops(compiled_step),
+      "images_per_s": batch_size / step_s, "flops_per_step": throughput.flops_per_device(compiled_step),
       "sampling_steps_timed": sampling_steps, "sample_compile_s": sample_compile_s,
       "ddim50_s_per_image": sample_s * 50 / sampling_steps,
   }

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -38,6 +37,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+import common
 
 from muraljax import tasks
 from muraljax.data import degrade
@@ -56,16 +57,9 @@ COLUMNS = (("params", "params", ">12,"), ("tiles", "tiles", ">7"), ("compile_s",
 SEED = 2024
 
 
-def load_config(name: str, variant: str):
-  spec = importlib.util.spec_from_file_location(f"configs_{name}", ROOT / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
-
-
 def fresh_model(name: str, variant: str) -> TrainedModel:
   """configs/<name>.py:<variant> with freshly initialised params (init compiled without LLVM optimisation)."""
-  config = load_config(name, variant)
+  config = common.load_config(name, variant)
   task = tasks.get_task(config)
   side = config.data.patch_size
   example = {"damaged": jnp.zeros((1, side, side, 3)), "clean": jnp.zeros((1, side, side, 3)),

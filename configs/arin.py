@@ -18,22 +18,18 @@ The paper's recipe, two runs (the second starts from the first's CAR):
 Setting `--config.arin.phase` alone switches the phase but keeps the trainer settings of the chosen options.
 """
 
-import importlib.util
 import pathlib
 
 import ml_collections
 
-from muraljax.config import base_config
+from muraljax import config as config_lib
 
 _OPTION_GROUPS = (("paper", "smoke"), ("car", "hinet", "joint"), ("dr", "db"), ("x4", "x2"))
 
 
 def _sibling_config(name: str, variant: str) -> ml_collections.ConfigDict:
   """configs/<name>.py:<variant>, whose documented model, loss, data and trainer sections ARIN reuses."""
-  spec = importlib.util.spec_from_file_location(f"configs_{name}", pathlib.Path(__file__).with_name(f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
+  return config_lib.load(f"{pathlib.Path(__file__).with_name(name + '.py')}:{variant}")
 
 
 def _options(arg: str | None) -> list[str]:
@@ -57,7 +53,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   phase = phase or ("joint" if smoke else "car")
   car = _sibling_config("car", "smoke" if smoke else "x4")
   hinet = _sibling_config("hinet", "smoke" if smoke else "db" if hinet_variant == "db" else "paper")
-  c = base_config("arin")
+  c = config_lib.base_config("arin")
 
   c.arin = ml_collections.ConfigDict()
   c.arin.phase = phase  # What trains: 'car', 'hinet' (on the frozen CAR's outputs) or 'joint'.

@@ -6,6 +6,12 @@ is defined; the values are the defaults the paper configs start from.
 
 from __future__ import annotations
 
+import ast
+from collections.abc import Sequence
+import importlib.util
+import os
+import pathlib
+
 import jax.numpy as jnp
 import ml_collections
 
@@ -86,3 +92,48 @@ def base_config(task: str) -> ml_collections.ConfigDict:
   c.mesh = mesh_config()
   c.init_from = init_from_config()
   return c
+
+
+def load(spec: str | os.PathLike, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """The config `path/to/config.py[:variant]` names, loaded as `--config` loads it, then `overrides` applied.
+
+  Each override is `a.b=value` (see `set_field`). Raises ValueError, naming `spec`, for a missing file or a
+  variant the config's `get_config` refuses.
+  """
+  path, _, variant = str(spec).partition(":")
+  if not os.path.isfile(path):
+    raise ValueError(f"{spec}: {path} is not a file; pass a config such as configs/hinet.py:db.")
+  module_spec = importlib.util.spec_from_file_location(f"muraljax_config_{pathlib.Path(path).stem}", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  try:
+    config = module.get_config(variant) if variant else module.get_config()
+  except ValueError as e:
+    raise ValueError(f"{spec}: {e}") from None
+  for assignment in overrides:
+    set_field(config, assignment)
+  return config
+
+
+def set_field(config: ml_collections.ConfigDict, assignment: str) -> None:
+  """Sets one existing field from `a.b=value`; the value is read as a Python literal, else kept as a string.
+
+  Raises ValueError for a missing `=`, a field the config does not have, or a value the field cannot take.
+  """
+  field, has_value, text = assignment.partition("=")
+  if not has_value:
+    raise ValueError(f"{assignment}: give the field a value, as in model.wf=32.")
+  *parents, leaf = field.split(".")
+  section = config
+  for key in parents:
+    section = section.get(key) if isinstance(section, ml_collections.ConfigDict) else None
+  if not isinstance(section, ml_collections.ConfigDict) or leaf not in section:
+    raise ValueError(f"{field}: the config has no field {field}; check its spelling in the config file.")
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    value = text  # a bare string
+  try:
+    section[leaf] = value
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"{field}={text}: {e}") from None

@@ -21,9 +21,6 @@ anything fails; the error says what to do.
 from __future__ import annotations
 
 import argparse
-import ast
-import importlib.util
-import os
 import pathlib
 import shlex
 import sys
@@ -31,6 +28,7 @@ from typing import Any
 
 import ml_collections
 
+from muraljax import config as config_lib
 from muraljax.port import families, writing
 from muraljax.port.convert import Conversion, convert_with_report
 from muraljax.port.errors import PortError
@@ -51,39 +49,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def load_config(spec: str, overrides: list[str]) -> ml_collections.ConfigDict:
   """`path/to/config.py[:variant]` with `--config.a.b=value` overrides, as `--config` of muraljax.main."""
-  path, _, variant = spec.partition(":")
-  if not os.path.isfile(path):
-    raise PortError(f"--config {spec}: {path} is not a file; pass a config such as configs/hinet.py:db.")
-  module_spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
   try:
-    config = module.get_config(variant) if variant else module.get_config()
+    config = config_lib.load(spec)
   except ValueError as e:
-    raise PortError(f"--config {spec}: {e}") from None
+    raise PortError(f"--config {e}") from None
   for override in overrides:
-    _apply_override(config, override)
+    if not override.startswith("--config."):
+      raise PortError(f"Unknown argument {override}; config overrides look like --config.model.wf=32.")
+    try:
+      config_lib.set_field(config, override.removeprefix("--config."))
+    except ValueError as e:
+      raise PortError(f"--config.{e}") from None
   return config
-
-
-def _apply_override(config: ml_collections.ConfigDict, override: str) -> None:
-  field, has_value, text = override.removeprefix("--config.").partition("=")
-  if not override.startswith("--config.") or not has_value:
-    raise PortError(f"Unknown argument {override}; config overrides look like --config.model.wf=32.")
-  *parents, leaf = field.split(".")
-  section = config
-  for key in parents:
-    section = section.get(key) if isinstance(section, ml_collections.ConfigDict) else None
-  if not isinstance(section, ml_collections.ConfigDict) or leaf not in section:
-    raise PortError(f"--config.{field}: the config has no field {field}; check its spelling in the config file.")
-  try:
-    value = ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    value = text  # a bare string
-  try:
-    section[leaf] = value
-  except (TypeError, ValueError) as e:
-    raise PortError(f"--config.{field}={text}: {e}") from None
 
 
 def port_file(family_name: str, src: str | pathlib.Path, config: ml_collections.ConfigDict | None,

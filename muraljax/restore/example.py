@@ -13,7 +13,6 @@ prints the commands it runs and the PSNR inside the damage, before and after.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import shlex
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
+from muraljax import config as config_lib
 from muraljax.data import degrade
 from muraljax.data.murals import generate_mural
 from muraljax.evaluate.images import save_png, to_uint8
@@ -39,10 +39,7 @@ def _smoke_config(steps: int) -> ml_collections.ConfigDict:
   if not SMOKE_CONFIG.is_file():
     raise RestoreError(f"{SMOKE_CONFIG} is missing (the example trains with it); run from a checkout of the "
                        "repository or pass --checkpoint.")
-  spec = importlib.util.spec_from_file_location("configs_hinet", SMOKE_CONFIG)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config("smoke")
+  config = config_lib.load(f"{SMOKE_CONFIG}:smoke")
   config.train.num_steps = steps
   return config
 

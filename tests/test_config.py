@@ -1,0 +1,40 @@
+"""muraljax.config.load and set_field: the one way configs are read outside `--config` (port, benchmarks, tests)."""
+
+import pytest
+
+from conftest import REPO
+from muraljax import config as config_lib
+
+HINET = REPO / "configs" / "hinet.py"
+
+
+def test_a_variant_and_overrides_are_applied_with_their_types():
+  config = config_lib.load(f"{HINET}:smoke", ["model.wf=4", "train.remat=blocks", "mesh.shape={'data': 2}"])
+  assert config.model.wf == 4 and isinstance(config.model.wf, int)
+  assert config.train.remat == "blocks"  # Not a Python literal: kept as the string.
+  assert dict(config.mesh.shape) == {"data": 2}
+  assert config.train.num_steps == config_lib.load(f"{HINET}:smoke").train.num_steps
+  assert config.train.num_steps != config_lib.load(HINET).train.num_steps  # The default variant differs.
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("configs/nothing.py", "configs/nothing.py is not a file"),
+    (f"{HINET}:no-such-variant", "no-such-variant"),
+])
+def test_a_missing_file_or_unknown_variant_is_named(spec, message):
+  with pytest.raises(ValueError, match=message):
+    config_lib.load(spec)
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("model.wff=4", "has no field model.wff"),
+    ("model.wf.x=4", "has no field model.wf.x"),
+    ("model.wf", "give the field a value"),
+    ("model.wf='wide'", "model.wf='wide'"),  # A string where an int belongs.
+])
+def test_a_bad_override_is_refused_and_changes_nothing(assignment, message):
+  config = config_lib.load(f"{HINET}:smoke")
+  before = config.to_dict()
+  with pytest.raises(ValueError, match=message):
+    config_lib.set_field(config, assignment)
+  assert config.to_dict() == before
