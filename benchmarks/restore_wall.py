@@ -35,17 +35,15 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import common
 
-from muraljax import tasks
 from muraljax.data import degrade
 from muraljax.data.murals import generate_mural
 from muraljax.evaluate.images import save_png, to_uint8
 from muraljax.restore import __main__ as command
-from muraljax.restore.model import TrainedModel, load_model, read_run
+from muraljax.restore.model import TrainedModel, load_model, read_run, untrained_model
 from muraljax.restore.restoration import Restorer, Settings
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -55,18 +53,6 @@ COLUMNS = (("params", "params", ">12,"), ("tiles", "tiles", ">7"), ("compile_s",
            ("model_s", "model s", ">9.1f"), ("s_per_tile", "s/tile", ">8.2f"), ("total_s", "total s", ">9.1f"),
            ("peak_rss_mb", "peak RSS MB", ">13.0f"))
 SEED = 2024
-
-
-def fresh_model(name: str, variant: str) -> TrainedModel:
-  """configs/<name>.py:<variant> with freshly initialised params (init compiled without LLVM optimisation)."""
-  config = common.load_config(name, variant)
-  task = tasks.get_task(config)
-  side = config.data.patch_size
-  example = {"damaged": jnp.zeros((1, side, side, 3)), "clean": jnp.zeros((1, side, side, 3)),
-             "mask": jnp.zeros((1, side, side, 1))}
-  rng = jax.random.PRNGKey(0)
-  init = jax.jit(task.init).lower(rng, example).compile(compiler_options={"xla_backend_optimization_level": 0})
-  return TrainedModel(config.task, config, task, init(rng, example), pathlib.Path("fresh/0"), "")
 
 
 def wall(checkpoint: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -115,7 +101,7 @@ def restore_every_tile(model: TrainedModel, photo: np.ndarray, tile: int, args: 
 def run_enhance(args: argparse.Namespace, name: str) -> dict[str, Any]:
   started = time.perf_counter()
   family, variant = name.split("_")[:2]
-  model = load_model(args.checkpoint, "hinet") if name == "hinet_smoke_enhance" else fresh_model(family, variant)
+  model = load_model(args.checkpoint, "hinet") if name == "hinet_smoke_enhance" else untrained_model(common.load_config(family, variant))
   _, photo, _ = wall(args.checkpoint, args.width, args.height)
   _, restorer = restore_every_tile(model, photo, args.tile, args)
   return {"params": model.num_params, "tiles_restored": len(restorer.tiling.boxes),

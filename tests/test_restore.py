@@ -17,18 +17,15 @@ import subprocess
 import sys
 import zlib
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import REPO, load_config
 from PIL import Image
 
-from muraljax import tasks
 from muraljax.data.murals import generate_mural
 from muraljax.restore import example, figures
 from muraljax.restore.__main__ import main
-from muraljax.restore.model import TrainedModel
+from muraljax.restore.model import TrainedModel, untrained_model
 from muraljax.restore.restoration import Restorer, Settings
 from muraljax.train import loop
 
@@ -536,22 +533,10 @@ def test_the_module_entry_point_reports_errors_without_a_traceback(wall, tmp_pat
   assert result.stderr.strip().splitlines()[-1].startswith("Error: The output folder")
 
 
-def fresh_model(config) -> TrainedModel:
-  """The model of `config` with fresh params (init compiled without LLVM optimisation, as the trainer does on
-  CPU), for what needs no training: tiling, sampling determinism."""
-  task = tasks.get_task(config)
-  side = config.data.patch_size
-  example = {"damaged": jnp.zeros((1, side, side, 3)), "clean": jnp.zeros((1, side, side, 3)),
-             "mask": jnp.zeros((1, side, side, 1))}
-  rng = jax.random.PRNGKey(0)
-  init = jax.jit(task.init).lower(rng, example).compile(compiler_options={"xla_backend_optimization_level": 0})
-  return TrainedModel(config.task, config, task, init(rng, example), pathlib.Path("unsaved/0"), "")
-
-
 @pytest.fixture(scope="module")
 def diffumural() -> TrainedModel:
   """Single-scale, to keep its three compiles quick; the slow command-line test below samples all three scales."""
-  return fresh_model(tiny_diffumural_config(scales=(16,)))
+  return untrained_model(tiny_diffumural_config(scales=(16,)))
 
 
 def test_diffumural_samples_depend_only_on_the_seed_and_give_an_uncertainty_map(diffumural):
@@ -608,7 +593,7 @@ def test_arin_restores_through_the_same_tiles(wall):
   """ARIN (CAR then HINet) with fresh params, on tiles that are no multiple of its 16 px downsampling."""
   image_path, _, damaged = wall
   pixels = read(image_path)
-  restorer = Restorer(fresh_model(load_config("arin", "smoke")), Settings(tile=72, overlap=12), HEIGHT, WIDTH,
+  restorer = Restorer(untrained_model(load_config("arin", "smoke")), Settings(tile=72, overlap=12), HEIGHT, WIDTH,
                       lambda message: None)
   result = restorer.restore(pixels, damaged)
   assert result.restored.shape == pixels.shape

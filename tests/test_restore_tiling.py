@@ -7,10 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_restore import fresh_model, tiny_hinet_config
+from test_restore import tiny_hinet_config
 
 from muraljax.data.murals import generate_mural
 from muraljax.models.hinet import HINet
+from muraljax.restore.model import untrained_model
 from muraljax.restore.restoration import Restorer, Settings
 from muraljax.restore.tiling import axis_profiles, axis_starts, make_tiling, run_tiles
 
@@ -144,7 +145,7 @@ def test_the_tools_tiled_restoration_equals_its_single_pass():
   tiles equals its restoration in one pass, for a HINet without instance norm (see above)."""
   config = tiny_hinet_config()
   config.model.hin_levels = ()
-  model = fresh_model(config)
+  model = untrained_model(config)
   pixels = generate_mural(11, HEIGHT, WIDTH)
   tiled, single = restore_whole(model, pixels, TILE), restore_whole(model, pixels, max(HEIGHT, WIDTH))
   difference = np.abs(tiled.astype(int) - single.astype(int))
@@ -155,7 +156,7 @@ def test_the_tools_tiled_restoration_equals_its_single_pass():
 
 
 def test_the_tools_tiled_restoration_has_no_seams_with_instance_norm():
-  model = fresh_model(tiny_hinet_config())
+  model = untrained_model(tiny_hinet_config())
   assert model.config.model.hin_levels
   pixels = np.round(255 * smooth_image()).astype(np.uint8)
   restored = restore_whole(model, pixels, TILE).astype(np.float32)

@@ -131,10 +131,7 @@ def load_model(checkpoint: str, name: str | None = None) -> TrainedModel:
     raise RestoreError(f"The config.json of the run {checkpoint!r} describes no {trained_as} model this version can "
                        f"build ({str(error).rstrip('.')}); correct it, or restore with the muraljax version that "
                        "trained it.") from None
-  side = config.data.patch_size
-  example = {"damaged": jnp.zeros((1, side, side, 3)), "clean": jnp.zeros((1, side, side, 3)),
-             "mask": jnp.zeros((1, side, side, 1))}
-  target = jax.eval_shape(task.init, jax.random.PRNGKey(0), example)
+  target = jax.eval_shape(task.init, jax.random.PRNGKey(0), _example(config))
   try:
     params = init_from.restore_params(str(step_dir), target)
   except init_from.InitFromError as error:
@@ -143,6 +140,24 @@ def load_model(checkpoint: str, name: str | None = None) -> TrainedModel:
     raise RestoreError(f"The checkpoint {str(step_dir)!r} does not hold the {trained_as} model its config.json "
                        f"describes ({differences}); pass the workdir of the run that trained it.") from None
   return TrainedModel(trained_as, config, task, params, step_dir, sha256_folder(step_dir / "state"), notes)
+
+
+def untrained_model(config: ml_collections.ConfigDict) -> TrainedModel:
+  """The model `config` describes with freshly initialised params, for what needs no training (timing the
+  restoration of a wall, testing tiling and sampling). Its init is compiled without LLVM optimisation on CPU, as
+  the trainer's is."""
+  task = tasks.get_task(config)
+  rng, example = jax.random.PRNGKey(0), _example(config)
+  options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
+  params = jax.jit(task.init).lower(rng, example).compile(compiler_options=options)(rng, example)
+  return TrainedModel(config.task, config, task, params, Path("untrained/0"), "")
+
+
+def _example(config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
+  """One zero image, mask and damaged image at the training patch size: what params are initialised from."""
+  side = config.data.patch_size
+  return {"damaged": jnp.zeros((1, side, side, 3)), "clean": jnp.zeros((1, side, side, 3)),
+          "mask": jnp.zeros((1, side, side, 1))}
 
 
 def _diffusion_seeds(seed: int, sample: int, tile_indices: np.ndarray) -> np.ndarray:
