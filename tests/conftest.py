@@ -18,3 +18,31 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 def load_config(name: str, variant: str | None = None):
   """`configs/<name>.py:<variant>`, loaded the way `--config` loads it."""
   return config_lib.load(REPO / "configs" / f"{name}.py:{variant or ''}")
+
+
+def tiny_diffumural_config(scales: tuple[int, ...] = (4, 8, 16), **train):
+  """The smoke config shrunk further: scales 4/8/16 px of two-level U-Nets (8-16 channels at 4 px) with FDP at
+  the lowest level and attention in the mid block only, 16 px patches, 4 sampling steps, evaluation off,
+  checkpoints only where a run stops, one device."""
+  c = load_config("diffumural", "smoke")
+  c.model.scales = scales
+  c.diffusion.scale_loss_weights = (1.0,) * len(scales)
+  c.model.block_out_channels = (8, 16)
+  c.model.down_block_types = ("DownBlock2D", "DownBlock2D")
+  c.model.up_block_types = ("UpBlock2D", "UpBlock2D")
+  c.model.fdp_levels = (1,)
+  c.model.norm_num_groups = 4
+  c.model.attention_head_dim = None
+  c.model.controlnet_conditioning_channels = (8,)
+  c.sampling.steps = 4
+  c.data.image_size = 48
+  c.data.patch_size = c.data.eval_size = scales[-1]
+  c.data.eval_images = 2
+  c.train.batch_size = 4
+  c.train.num_steps = 6
+  c.train.log_every = 1
+  c.train.eval_every = 0
+  c.train.checkpoint_every = 100
+  c.mesh.num_devices = 1
+  c.train.update(train)
+  return c

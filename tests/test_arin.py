@@ -17,7 +17,7 @@ from muraljax import tasks
 from muraljax.data import pipeline
 from muraljax.data.errors import DataError
 from muraljax.train import loop
-from muraljax.train.state import TrainState, make_optimizer
+from muraljax.train.state import TrainState, compile_once, make_optimizer
 
 
 def tiny_arin_config(phase: str = "joint", **train):
@@ -52,18 +52,13 @@ def trees_all_differ(a, b) -> bool:
   return all(jax.tree.leaves(changed))
 
 
-def compile_quickly(fn, *args):
-  """jit-compiled without LLVM optimisation: these tiny programs run a few times, so compiling dominates."""
-  return jax.jit(fn).lower(*args).compile(compiler_options={"xla_backend_optimization_level": 0})
-
-
 @functools.cache
 def batch_and_initial_params():
   """One fixed batch, and ARIN params initialised once (they are the same in every phase)."""
   config = tiny_arin_config()
   batch = jax.tree.map(jnp.asarray, next(iter(pipeline.train_loader(config.data, global_batch_size=2, seed=0))))
   rng = jax.random.PRNGKey(0)
-  return batch, compile_quickly(tasks.get_task(config).init, rng, batch)(rng, batch)
+  return batch, compile_once(tasks.get_task(config).init, rng, batch)(rng, batch)
 
 
 @pytest.mark.parametrize("phase", ["car", "hinet", "joint"])
@@ -80,7 +75,7 @@ def test_each_phase_overfits_one_batch_and_trains_only_its_part(phase):
     (loss, metrics), grads = jax.value_and_grad(task.loss, has_aux=True)(state.params, batch, state.rng)
     return state.apply_gradients(grads), loss, metrics
 
-  step = compile_quickly(step, state)
+  step = compile_once(step, state)
   losses = []
   for _ in range(steps):
     state, loss, metrics = step(state)
@@ -99,7 +94,7 @@ def test_each_phase_overfits_one_batch_and_trains_only_its_part(phase):
     assert trees_all_differ(state.params[part], initial[part]), f"some {part} params did not train"
   for net, shift in (("resampler", "sub_mean"), ("upscaler", "sub_mean"), ("upscaler", "add_mean")):
     assert trees_equal(state.params["car"][net][shift], initial["car"][net][shift])
-  restored = compile_quickly(task.predict, state.params, batch)(state.params, batch)
+  restored = compile_once(task.predict, state.params, batch)(state.params, batch)
   assert restored.shape == batch["clean"].shape and 0.0 <= float(restored.min()) <= float(restored.max()) <= 1.0
 
 

@@ -11,42 +11,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import load_config
+from conftest import load_config, tiny_diffumural_config
 
 from muraljax import tasks
 from muraljax.data import pipeline
 from muraljax.train import loop
 from muraljax.train.state import TrainState, create_train_state, make_optimizer
 
-SCALES = (4, 8, 16)
-
-
-def tiny_config(scales=SCALES, **train):
-  """The smoke config shrunk further: scales 4/8/16 px of two-level U-Nets (8-16 channels at 4 px) with FDP at
-  the lowest level and attention in the mid block only, 16 px patches, 4 sampling steps, evaluation off,
-  checkpoints only where a run stops, one device."""
-  c = load_config("diffumural", "smoke")
-  c.model.scales = scales
-  c.diffusion.scale_loss_weights = (1.0,) * len(scales)
-  c.model.block_out_channels = (8, 16)
-  c.model.down_block_types = ("DownBlock2D", "DownBlock2D")
-  c.model.up_block_types = ("UpBlock2D", "UpBlock2D")
-  c.model.fdp_levels = (1,)
-  c.model.norm_num_groups = 4
-  c.model.attention_head_dim = None
-  c.model.controlnet_conditioning_channels = (8,)
-  c.sampling.steps = 4
-  c.data.image_size = 48
-  c.data.patch_size = c.data.eval_size = scales[-1]
-  c.data.eval_images = 2
-  c.train.batch_size = 4
-  c.train.num_steps = 6
-  c.train.log_every = 1
-  c.train.eval_every = 0
-  c.train.checkpoint_every = 100
-  c.mesh.num_devices = 1
-  c.train.update(train)
-  return c
+SCALES = (4, 8, 16)  # tiny_diffumural_config's
 
 
 def first_batch(config):
@@ -58,7 +30,7 @@ def first_batch(config):
 def trained():
   """(task, batch, initial params, frozen-base params after one step, params after 60 steps on one batch with
   fixed timesteps and noise, the losses and the first step's metrics), sharing one compiled gradient program."""
-  config = tiny_config()
+  config = tiny_diffumural_config()
   config.diffusion.condition_dropout = 0.0
   config.optimizer.warmup_steps = 0
   task = tasks.get_task(config)
@@ -128,7 +100,7 @@ def test_predict_inpaints_only_the_damaged_pixels(trained):
 
 def test_the_cascade_switch_changes_sampling(trained):
   task, batch, _, _, params, _, _ = trained
-  config = tiny_config()
+  config = tiny_diffumural_config()
   config.collaboration.cascade = True
   cascade = tasks.get_task(config)
   collaborative, intact = restored_and_intact(task, params, batch)
@@ -158,7 +130,7 @@ def read_losses(workdir: pathlib.Path) -> dict[int, float]:
 def test_one_scale_runs_through_the_trainer_and_evaluation_scores_consistency(tmp_path):
   """model.scales=(16,) is the plain single-scale model; the trainer logs its losses and evaluates masked quality
   and the consistency scores."""
-  state = loop.run(tiny_config(scales=(16,), num_steps=2, eval_every=2), str(tmp_path))
+  state = loop.run(tiny_diffumural_config(scales=(16,), num_steps=2, eval_every=2), str(tmp_path))
   assert sorted(state.params) == ["scale_16"] and state.params["scale_16"]["unet"]["conv_in"]["kernel"].shape[2] == 8
   records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   train = next(r for r in records if "train/loss" in r)
@@ -172,7 +144,7 @@ def test_one_scale_runs_through_the_trainer_and_evaluation_scores_consistency(tm
 
 @pytest.mark.slow  # The trainer's exact resume is tested fast with HINet (test_train.py).
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path, compilation_cache):
-  config = tiny_config(ema_decay=0.9)
+  config = tiny_diffumural_config(ema_decay=0.9)
   straight = loop.run(config, str(tmp_path / "straight"))
   loop.run(config, str(tmp_path / "resumed"), stop_after_step=4)
   resumed = loop.run(config, str(tmp_path / "resumed"))
@@ -202,23 +174,23 @@ def test_crop_sizes_that_do_not_fit_the_scales_are_refused_naming_valid_ones(cha
 
 
 def test_bad_settings_and_missing_contours_are_refused():
-  config = tiny_config()
+  config = tiny_diffumural_config()
   config.sampling.sampler = "euler"
   with pytest.raises(ValueError, match="Unknown sampling.sampler 'euler'"):
     tasks.get_task(config)
-  config = tiny_config()
+  config = tiny_diffumural_config()
   config.diffusion.prediction = "x0"
   with pytest.raises(ValueError, match="Unknown prediction type 'x0'"):
     tasks.get_task(config)
-  config = tiny_config()
+  config = tiny_diffumural_config()
   config.collaboration.temperature = 0.0
   with pytest.raises(ValueError, match="must be positive"):
     tasks.get_task(config)
-  config = tiny_config()
+  config = tiny_diffumural_config()
   config.model.fdp_levels = (2,)
   with pytest.raises(ValueError, match=r"fdp_levels \(2,\) must be levels of the U-Net, 0 \(full size\) to 1"):
     tasks.get_task(config)
-  task = tasks.get_task(tiny_config())
+  task = tasks.get_task(tiny_diffumural_config())
   batch = {"damaged": jnp.zeros((1, 16, 16, 3)), "mask": jnp.zeros((1, 16, 16, 1))}
   with pytest.raises(ValueError, match="config.data.contours is set but the batch has no 'contour'"):
     task.conditions(batch)

@@ -19,7 +19,7 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import REPO, load_config
+from conftest import REPO, load_config, tiny_diffumural_config
 from PIL import Image
 
 from muraljax.data.murals import generate_mural
@@ -42,25 +42,6 @@ def tiny_hinet_config():
   c.data.image_size, c.data.patch_size, c.data.eval_size, c.data.eval_images = 48, 32, 32, 2
   c.train.batch_size, c.train.num_steps, c.train.log_every = 4, 2, 1
   c.train.eval_every, c.train.checkpoint_every = 0, 2
-  c.mesh.num_devices = 1
-  return c
-
-
-def tiny_diffumural_config(scales: tuple[int, ...] = (4, 8, 16)):
-  """A DiffuMural of two-level U-Nets without attention at `scales` (the finest 16 px, the patch size), sampling
-  with 2 DDIM steps."""
-  c = load_config("diffumural", "smoke")
-  c.model.scales, c.model.fdp_levels = scales, (1,)
-  c.diffusion.scale_loss_weights = (1.0,) * len(scales)
-  c.model.block_out_channels = (8, 16)
-  c.model.down_block_types = ("DownBlock2D", "DownBlock2D")
-  c.model.up_block_types = ("UpBlock2D", "UpBlock2D")
-  c.model.attention_head_dim, c.model.norm_num_groups = 8, 4
-  c.model.controlnet_conditioning_channels = (4, 8)
-  c.sampling.steps = 2
-  c.data.image_size, c.data.patch_size, c.data.eval_size, c.data.eval_images = 32, 16, 16, 2
-  c.train.batch_size, c.train.num_steps, c.train.log_every = 2, 1, 1
-  c.train.eval_every, c.train.checkpoint_every = 0, 1
   c.mesh.num_devices = 1
   return c
 
@@ -559,7 +540,7 @@ def test_diffumural_samples_depend_only_on_the_seed_and_give_an_uncertainty_map(
 @pytest.mark.slow
 def test_diffumural_from_the_command_line_saves_samples_and_uncertainty(wall, tmp_path, capsys):
   image_path, mask_path, damaged = wall
-  loop.run(tiny_diffumural_config(), str(tmp_path / "run"))
+  loop.run(tiny_diffumural_config(num_steps=1), str(tmp_path / "run"))
   out = tmp_path / "out"
   status, err = restore(capsys, "--checkpoint", tmp_path / "run", "--image", image_path, "--mask", mask_path,
                         "--out", out, "--samples", "2", "--seed", "5", "--tile", "32", "--overlap", "8")

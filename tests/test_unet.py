@@ -11,6 +11,7 @@ from muraljax.models import partitioning
 from muraljax.models import unet as unet_lib
 from muraljax.models.controlnet import ControlNet, copy_encoder_from_unet
 from muraljax.models.unet import UNet, UNetConfig
+from muraljax.train.state import compile_once
 
 TINY = UNetConfig(block_out_channels=(8, 16), down_block_types=("DownBlock2D", "AttnDownBlock2D"),
                   up_block_types=("AttnUpBlock2D", "UpBlock2D"), layers_per_block=1, attention_head_dim=8,
@@ -21,7 +22,7 @@ B, SIDE, IN_CHANNELS, COND_CHANNELS = 2, 16, 8, 5
 def init(module, *args):
   """Real initial params; the init program is compiled without LLVM optimisation (it runs once)."""
   key = jax.random.PRNGKey(0)
-  compiled = jax.jit(module.init).lower(key, *args).compile(compiler_options={"xla_backend_optimization_level": 0})
+  compiled = compile_once(module.init, key, *args)
   return partitioning.unbox(compiled(key, *args)["params"])
 
 

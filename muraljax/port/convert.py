@@ -35,6 +35,7 @@ from muraljax.models import naming, partitioning
 from muraljax.port import families
 from muraljax.port.errors import PortError
 from muraljax.port.reading import StateDict, as_state_dict
+from muraljax.train import state
 
 # (report label, axes) per leaf kind: the Flax array is np.transpose(PyTorch tensor, axes).
 CONV = ("conv OIHW -> HWIO", (2, 3, 1, 0))
@@ -237,15 +238,10 @@ def _rename(tensors: StateDict, rules: naming.Rules) -> tuple[StateDict, dict[st
 
 
 def _fresh_params(target: families.Target) -> dict[tuple[str, ...], Any]:
-  """The flattened params of a freshly initialised model (seed 0), for the tensors a partial port lacks.
-
-  The init runs once, so, as the trainer's, it is compiled without LLVM optimisation (XLA:CPU otherwise spends
-  many seconds optimising the per-parameter random number generation).
-  """
+  """The flattened params of a freshly initialised model (seed 0), for the tensors a partial port lacks."""
   key = jax.random.key(0)
   inputs = [np.zeros(x.shape, x.dtype) for x in target.inputs]
-  init = jax.jit(target.module.init).lower(key, *inputs).compile(
-      compiler_options={"xla_backend_optimization_level": 0})
+  init = state.compile_once(target.module.init, key, *inputs)
   return traverse_util.flatten_dict(partitioning.unbox(init(key, *inputs)["params"]))
 
 

@@ -31,7 +31,7 @@ from muraljax.models.ops import crop_to, pad_to_multiple
 from muraljax.restore.errors import RestoreError
 from muraljax.restore.io import sha256_folder
 from muraljax.restore.tiling import TileFn
-from muraljax.train import init_from
+from muraljax.train import init_from, state
 
 BLIND_MODELS = ("hinet", "arin")  # see only the damaged image; the mask decides which of their pixels are kept
 MODELS = BLIND_MODELS + ("diffumural",)  # inpaints the masked pixels, sampling with a seed
@@ -144,12 +144,10 @@ def load_model(checkpoint: str, name: str | None = None) -> TrainedModel:
 
 def untrained_model(config: ml_collections.ConfigDict) -> TrainedModel:
   """The model `config` describes with freshly initialised params, for what needs no training (timing the
-  restoration of a wall, testing tiling and sampling). Its init is compiled without LLVM optimisation on CPU, as
-  the trainer's is."""
+  restoration of a wall, testing tiling and sampling)."""
   task = tasks.get_task(config)
   rng, example = jax.random.PRNGKey(0), _example(config)
-  options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
-  params = jax.jit(task.init).lower(rng, example).compile(compiler_options=options)(rng, example)
+  params = state.compile_once(task.init, rng, example)(rng, example)
   return TrainedModel(config.task, config, task, params, Path("untrained/0"), "")
 
 

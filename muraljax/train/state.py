@@ -98,17 +98,21 @@ def _abstract_state(task, tx: optax.GradientTransformation, example_batch: dict[
 def create_train_state(task, tx: optax.GradientTransformation, rng: jax.Array, example_batch: dict[str, Any],
                        layout: sharding.ParamLayout | None = None, ema_decay: float = 0.0) -> TrainState:
   """Fresh parameters and optimizer state, created directly where `layout` puts them (default: wherever jit
-  puts them).
-
-  The init program runs once, so on CPU it is compiled without LLVM optimisation: the per-parameter random
-  number generation otherwise takes XLA tens of seconds to optimise, even for tiny models.
-  """
+  puts them)."""
   def init(rng: jax.Array) -> TrainState:
     return TrainState.create(task.init(rng, example_batch), tx, rng, ema_decay)
 
   shardings = state_shardings(task, tx, example_batch, layout, ema_decay) if layout else None
+  return compile_once(init, rng, out_shardings=shardings)(rng)
+
+
+def compile_once(fn: Callable[..., Any], *args: Any, out_shardings: Any = None) -> jax.stages.Compiled:
+  """`fn` jit-compiled for `args` (arrays or jax.ShapeDtypeStruct) for a program that runs once or a few times,
+  parameter init above all: on CPU without LLVM optimisation, which otherwise spends tens of seconds on the
+  per-parameter random number generation of even a tiny model.
+  """
   options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
-  return jax.jit(init, out_shardings=shardings).lower(rng).compile(compiler_options=options)(rng)
+  return jax.jit(fn, out_shardings=out_shardings).lower(*args).compile(compiler_options=options)
 
 
 def learning_rate_schedule(config: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
