@@ -6,9 +6,10 @@
 Nothing runs and nothing is allocated: each case compiles the trainer's exact step (muraljax.train.aot) from
 abstract shapes in a fresh process with that many simulated CPU devices, so a pod-sized layout can be checked
 on a laptop. The global batch is `per-device-batch` x devices. 'fsdp' puts every device on the fsdp axis
-(parameters and optimizer state split), 'data' on the data axis (replicated). Prints a table and writes
-benchmarks/results/compile_memory.json. Memory is XLA:CPU's buffer assignment; a GPU/TPU compiler schedules
-differently, so treat the figures as the layout's trend, not a device's exact peak.
+(parameters and optimizer state split), 'data' on the data axis (replicated). Prints a table and adds the cases
+to benchmarks/results/compile_memory.json (so slow ones can be compiled one invocation at a time). Memory is
+XLA:CPU's buffer assignment; a GPU/TPU compiler schedules differently, so treat the figures as the layout's
+trend, not a device's exact peak.
 """
 
 from __future__ import annotations
@@ -72,8 +73,24 @@ def main() -> None:
       print("".join(format(result[key], spec) for key, _, spec in COLUMNS), flush=True)
   out = ROOT / "benchmarks" / "results" / "compile_memory.json"
   out.parent.mkdir(parents=True, exist_ok=True)
-  out.write_text(json.dumps({"config": args.config, "overrides": args.set, "results": results}, indent=2))
+  setting = {"config": args.config, "overrides": args.set, "per_device_batch": args.per_device_batch}
+  out.write_text(json.dumps(merged_runs(out, setting, results), indent=2))
   print(f"Wrote {out}")
+
+
+def merged_runs(path: pathlib.Path, setting: dict, results: list[dict]) -> list[dict]:
+  """The runs recorded in `path` with `results` added: one record per setting (config, overrides, batch per
+  device) holding one row per (mode, devices), the newest."""
+  runs = json.loads(path.read_text()) if path.exists() else []
+  runs = runs if isinstance(runs, list) else []  # An older single-run file is replaced.
+  run = next((r for r in runs if all(r.get(k) == v for k, v in setting.items())), None)
+  if run is None:
+    run = {**setting, "results": []}
+    runs.append(run)
+  new_cases = {(r["mode"], r["devices"]) for r in results}
+  run["results"] = sorted([r for r in run["results"] if (r["mode"], r["devices"]) not in new_cases] + results,
+                          key=lambda r: (r["mode"], r["devices"]))
+  return runs
 
 
 if __name__ == "__main__":
