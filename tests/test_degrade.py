@@ -51,6 +51,31 @@ def test_each_kind_respects_ratio_limits_and_leaves_the_rest_untouched(kind):
       assert not out["damaged"][inside].any()  # black fill
 
 
+@pytest.mark.parametrize("kind, damage_type", [("cracks", "cracks"), ("flaking", "flaking"),
+                                               ("collapse", "collapse"), ("fading", "fading"),
+                                               ("random_walk", "unknown"), ("strokes", "unknown"),
+                                               ("boxes", "unknown")])
+def test_one_kind_of_damage_is_labelled_with_its_type(kind, damage_type):
+  out = degrade.degrade(_clean(), np.random.default_rng(0), _config([kind]))
+  assert out["damage_type"].dtype == np.int32 and degrade.DAMAGE_TYPES[out["damage_type"]] == damage_type
+
+
+@pytest.mark.parametrize("crack_rows, collapse_rows, expected", [(12, 4, "cracks"), (4, 12, "collapse")])
+def test_mixed_damage_is_labelled_with_the_kind_covering_most_of_it(monkeypatch, crack_rows, collapse_rows, expected):
+  def rows(first, count):  # A generator damaging `count` whole rows from `first`.
+    def generate(rng, height, width):
+      mask = np.zeros((height, width), bool)
+      mask[first:first + count] = True
+      return mask
+    return generate
+
+  monkeypatch.setitem(degrade.MASK_GENERATORS, "cracks", rows(0, crack_rows))
+  monkeypatch.setitem(degrade.MASK_GENERATORS, "collapse", rows(20, collapse_rows))
+  out = degrade.degrade(_clean(), np.random.default_rng(0), _config(["cracks", "collapse"], 0.05, 0.5))
+  assert out["mask"][..., 0].sum(axis=1).astype(bool).sum() == crack_rows + collapse_rows  # both kinds were used
+  assert degrade.DAMAGE_TYPES[out["damage_type"]] == expected
+
+
 @pytest.mark.parametrize("low, high, kinds", [(0.01, 0.5, None), (0.4, 0.45, ["cracks"]), (0.0, 0.02, ["collapse"]),
                                               (0.2, 0.25, ["fading", "boxes"]), (0.3, 0.6, _MISSING_KINDS)])
 def test_mixed_and_extreme_limits_hold(low, high, kinds):

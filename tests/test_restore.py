@@ -392,6 +392,8 @@ BAD_INPUTS = {
     "overlap too large": (["--image", "{image}", "--mask", "{mask}", "--tile", "64", "--overlap", "40"],
                           "--overlap 40 must be between 0 and half of --tile 64"),
     "samples of a blind model": (["--image", "{image}", "--mask", "{mask}", "--samples", "3"], "deterministic"),
+    "damage type for a blind model": (["--image", "{image}", "--mask", "{mask}", "--damage-type", "cracks"],
+                                      "hinet takes no damage type"),
     "enhance with a mask": (["--image", "{image}", "--mask", "{mask}", "--enhance"], "not allowed with argument"),
 }
 
@@ -532,6 +534,10 @@ def test_diffumural_samples_depend_only_on_the_seed_and_give_an_uncertainty_map(
   assert (first.uncertainty[~damaged] == 0).all() and (first.uncertainty[damaged] > 0).mean() > 0.9
   other_seed = Restorer(diffumural, dataclasses.replace(settings, seed=4), 40, 56, lambda message: None)
   assert (other_seed.restore(pixels, damaged).restored != first.restored).any()
+  cracks = Restorer(diffumural, dataclasses.replace(settings, damage_type="cracks"), 40, 56, lambda message: None)
+  conditioned = cracks.restore(pixels, damaged).restored
+  np.testing.assert_array_equal(conditioned[~damaged], pixels[~damaged])
+  assert (conditioned != first.restored).any()  # the same seed and noise, another condition
   one_tile_per_call = Restorer(diffumural, dataclasses.replace(settings, batch=1), 40, 56, lambda message: None)
   np.testing.assert_allclose(one_tile_per_call.restore(pixels, damaged).restored.astype(int),
                              first.restored.astype(int), atol=1)  # each tile's own noise; atol: float rounding
@@ -543,13 +549,15 @@ def test_diffumural_from_the_command_line_saves_samples_and_uncertainty(wall, tm
   loop.run(tiny_diffumural_config(num_steps=1), str(tmp_path / "run"))
   out = tmp_path / "out"
   status, err = restore(capsys, "--checkpoint", tmp_path / "run", "--image", image_path, "--mask", mask_path,
-                        "--out", out, "--samples", "2", "--seed", "5", "--tile", "32", "--overlap", "8")
+                        "--out", out, "--samples", "2", "--seed", "5", "--tile", "32", "--overlap", "8",
+                        "--damage-type", "fading")
   assert status == 0, err
   assert "Estimated time" in err
   assert {"uncertainty.png", "uncertainty.tiff", "samples"} <= {p.name for p in out.iterdir()}
   np.testing.assert_array_equal(read(out / "restored.png")[~damaged], read(image_path)[~damaged])
   record = json.loads((out / "provenance.json").read_text())
   assert record["model"]["name"] == "diffumural" and record["restoration"]["seed"] == 5
+  assert record["restoration"]["damage_type"] == "fading"
   assert record["uncertainty"]["max"] > 0
   assert set(record["outputs"]) >= {"samples/sample_01.png", "samples/sample_02.png", "uncertainty.tiff"}
 

@@ -101,7 +101,8 @@ def open_split(config: ml_collections.ConfigDict, split: str, min_side: int) -> 
 
 
 def damage(record: np.ndarray, rng: np.random.Generator, config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
-  """The (damaged, mask, clean) triplet of a (cropped) record, float32 in [0, 1] like `degrade.degrade`'s.
+  """The (damaged, mask, clean) triplet of a (cropped) record, float32 in [0, 1], and its damage type, like
+  `degrade.degrade`'s (a dataset's own damage is of type 'unknown').
 
   mask_mode 'dataset' uses the record's own mask and deteriorated image, 'synthetic' damages the painting with
   `config.degradation`, 'mixed' does the former with probability `real_mask_probability`. A record without a
@@ -113,7 +114,8 @@ def damage(record: np.ndarray, rng: np.random.Generator, config: ml_collections.
     return degrade.degrade(record[..., :3], rng, config.degradation)
   return {"damaged": record[..., 4:].astype(np.float32) / 255.0,
           "mask": (record[..., 3:4] > 127).astype(np.float32),
-          "clean": record[..., :3].astype(np.float32) / 255.0}
+          "clean": record[..., :3].astype(np.float32) / 255.0,
+          "damage_type": np.int32(degrade.UNKNOWN_DAMAGE)}
 
 
 def _upscaled(record: np.ndarray, min_side: int) -> np.ndarray:

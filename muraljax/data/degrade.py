@@ -4,8 +4,9 @@ Mask generators share one signature, `(rng, height, width, ...) -> bool [height,
 `random_walk_mask` (the Dunhuang challenge recipe), `stroke_mask`, `box_mask` (the usual inpainting masks),
 `crack_mask`, `flaking_mask`, `collapse_mask` (lost paint and plaster) and `fading_mask` (regions whose damage is
 colour loss rather than missing pixels). `degrade` combines a few kinds per image with the hole ratio held inside
-the configured limits, fills missing pixels and fades faded ones. Images are float32 [H, W, 3] in [0, 1]; masks
-float32 [H, W, 1], 1 = damaged.
+the configured limits, fills missing pixels and fades faded ones, and labels the example with its damage type
+(`DAMAGE_TYPES`, the condition DiffuMural embeds). Images are float32 [H, W, 3] in [0, 1]; masks float32
+[H, W, 1], 1 = damaged.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from muraljax.data.errors import DataError
 from muraljax.data.murals import PLASTER_RGB
 
 KINDS = ("random_walk", "strokes", "boxes", "cracks", "flaking", "collapse", "fading")
+# The damage types a conservator names; the generic inpainting masks (random walk, strokes, boxes) and damage
+# that comes with a dataset are 'unknown'.
+DAMAGE_TYPES = ("cracks", "flaking", "collapse", "fading", "unknown")
+UNKNOWN_DAMAGE = DAMAGE_TYPES.index("unknown")
 FILLS = ("black", "plaster", "noise", "white")
 _STROKE_WIDTHS = {"thin": (0.01, 0.04), "medium": (0.04, 0.09), "thick": (0.09, 0.16)}  # fractions of the short side
 _PLASTER = np.array(PLASTER_RGB, np.float32)
@@ -81,21 +86,27 @@ def degrade(clean: np.ndarray, rng: np.random.Generator, config: ml_collections.
     config: `default_config()` or a modified copy.
 
   Returns:
-    dict(damaged=float32 [H, W, 3], mask=float32 [H, W, 1] (1 = damaged), clean=float32 [H, W, 3]). Outside the
+    dict(damaged=float32 [H, W, 3], mask=float32 [H, W, 1] (1 = damaged), clean=float32 [H, W, 3],
+    damage_type=int32 [] (an index into DAMAGE_TYPES: that of the kind covering most of the damage)). Outside the
     mask `damaged` equals `clean` exactly; inside, missing pixels hold the fill and faded ones a washed-out or
     discoloured version of the clean colours.
   """
   check_config(config)
   clean = as_float_image(clean)
   height, width = clean.shape[:2]
-  missing, faded = damage_masks(rng, height, width, config)
+  missing, faded, main_kind = damage_masks(rng, height, width, config)
   damaged = clean.copy()
   if faded.any():
     damaged[faded] = _faded_colors(rng, clean, faded)
   if missing.any():
     damaged[missing] = _fill_colors(rng, config.fill, missing)
   mask = (missing | faded)[..., None].astype(np.float32)
-  return {"damaged": damaged, "mask": mask, "clean": clean}
+  return {"damaged": damaged, "mask": mask, "clean": clean, "damage_type": damage_type(main_kind)}
+
+
+def damage_type(kind: str) -> np.ndarray:
+  """int32 []: the DAMAGE_TYPES index of a mask kind (KINDS); the generic kinds are 'unknown'."""
+  return np.int32(DAMAGE_TYPES.index(kind) if kind in DAMAGE_TYPES else UNKNOWN_DAMAGE)
 
 
 def as_float_image(image: np.ndarray) -> np.ndarray:
@@ -114,8 +125,9 @@ def as_float_image(image: np.ndarray) -> np.ndarray:
 
 
 def damage_masks(rng: np.random.Generator, height: int, width: int,
-                 config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
-  """Missing and faded pixels, bool [H, W] each, disjoint, their union's ratio within the configured limits.
+                 config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray, str]:
+  """Missing and faded pixels, bool [H, W] each, disjoint, their union's ratio within the configured limits, and
+  the kind whose masks cover most of them.
 
   Picks kinds by weight, adds one mask of every kind per round until the union reaches min_hole_ratio (after
   `_MAX_ROUNDS` rounds it grows the damage outwards instead), and cuts a union larger than max_hole_ratio back to
@@ -128,10 +140,13 @@ def damage_masks(rng: np.random.Generator, height: int, width: int,
   missing = np.zeros((height, width), bool)
   faded = np.zeros((height, width), bool)
   kinds = _pick_kinds(rng, config)
+  by_kind = {kind: np.zeros((height, width), bool) for kind in kinds}
   for _ in range(_MAX_ROUNDS):
     for kind in kinds:
+      generated = MASK_GENERATORS[kind](rng, height, width)
+      by_kind[kind] |= generated
       target = faded if kind == "fading" else missing
-      target |= MASK_GENERATORS[kind](rng, height, width)
+      target |= generated
     if np.count_nonzero(missing | faded) >= low:
       break
   damaged = missing | faded
@@ -143,7 +158,9 @@ def damage_masks(rng: np.random.Generator, height: int, width: int,
     keep = _smooth_subset(rng, damaged, int(rng.integers(min(max(low, high // 2), high), high + 1)))
     missing &= keep
     faded &= keep
-  return missing, faded & ~missing
+  faded &= ~missing
+  main_kind = max(kinds, key=lambda kind: np.count_nonzero(by_kind[kind] & (missing | faded)))
+  return missing, faded, main_kind
 
 
 def _pick_kinds(rng: np.random.Generator, config: ml_collections.ConfigDict) -> list[str]:

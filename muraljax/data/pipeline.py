@@ -88,7 +88,8 @@ def batch_shapes(config: ml_collections.ConfigDict, batch_size: int) -> dict[str
   """The shapes and dtypes of the batches the loaders yield, without making any (e.g. to compile ahead of time)."""
   side = config.patch_size
   channels = {"damaged": 3, "clean": 3, "mask": 1} | ({"contour": 1} if config.contours else {})
-  return {k: jax.ShapeDtypeStruct((batch_size, side, side, c), np.float32) for k, c in channels.items()}
+  images = {k: jax.ShapeDtypeStruct((batch_size, side, side, c), np.float32) for k, c in channels.items()}
+  return images | {"damage_type": jax.ShapeDtypeStruct((batch_size,), np.int32)}
 
 
 def train_loader(config: ml_collections.ConfigDict, *, global_batch_size: int, seed: int,
@@ -104,7 +105,8 @@ def train_loader(config: ml_collections.ConfigDict, *, global_batch_size: int, s
 
   Returns:
     A grain.DataLoader whose iterator yields dict(damaged=[B, P, P, 3], mask=[B, P, P, 1], clean=[B, P, P, 3])
-    float32 numpy arrays, B = global_batch_size // shard_count, P = config.patch_size, and supports
+    float32 numpy arrays (and contour=[B, P, P, 1] with `config.contours`) plus damage_type=[B] int32 (indices into
+    degrade.DAMAGE_TYPES), B = global_batch_size // shard_count, P = config.patch_size, and supports
     get_state() / set_state().
   """
   _check_config(config)

@@ -20,6 +20,7 @@ import time
 import numpy as np
 from PIL import Image
 
+from muraljax.data.degrade import DAMAGE_TYPES
 from muraljax.evaluate.images import save_png, to_uint8
 from muraljax.restore import damage_detection, figures, io, masks, provenance
 from muraljax.restore.errors import RestoreError
@@ -47,6 +48,8 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument("--samples", type=int, help="DiffuMural restorations to draw for the mean and uncertainty map "
                  f"(default {DEFAULT_DIFFUSION_SAMPLES}; 1 for the deterministic hinet and arin)")
   p.add_argument("--seed", type=int, default=0, help="DiffuMural sampling seed (same seed, same result)")
+  p.add_argument("--damage-type", default="unknown", choices=DAMAGE_TYPES,
+                 help="DiffuMural's condition: the kind of damage the mask marks (default unknown)")
   p.add_argument("--tile", type=int, default=256, help="tile side in pixels")
   p.add_argument("--overlap", type=int, default=32, help="least overlap of neighbouring tiles in pixels")
   p.add_argument("--batch", type=int, default=4, help="tiles per model call (lower it when memory runs out)")
@@ -112,7 +115,7 @@ def run(argv: list[str]) -> str:
   photo = io.read_photograph(args.image)
   model = load_model(args.checkpoint, args.model)
   samples = args.samples or (1 if model.blind else DEFAULT_DIFFUSION_SAMPLES)
-  settings = Settings(args.tile, args.overlap, args.batch, samples, args.seed, args.enhance)
+  settings = Settings(args.tile, args.overlap, args.batch, samples, args.seed, args.enhance, args.damage_type)
   restorer = Restorer(model, settings, *photo.pixels.shape[:2], _log)
   for note in (*model.notes, *photo.notes):
     _log(note)

@@ -27,6 +27,7 @@ from muraljax import tasks
 from muraljax.config import base_config
 from muraljax.data import pipeline
 from muraljax.data.contours import contour_map
+from muraljax.data.degrade import UNKNOWN_DAMAGE
 from muraljax.models.ops import crop_to, pad_to_multiple
 from muraljax.restore.errors import RestoreError
 from muraljax.restore.io import sha256_folder
@@ -165,10 +166,12 @@ def _diffusion_seeds(seed: int, sample: int, tile_indices: np.ndarray) -> np.nda
 
 
 class TilePredictor:
-  """`model` compiled once for batches of `batch_size` tiles of `tile_shape`; `tile_fn` gives the TileFn."""
+  """`model` compiled once for batches of `batch_size` tiles of `tile_shape`; `tile_fn` gives the TileFn.
+  DiffuMural samples every tile conditioned on `damage_type` (an index into data.degrade.DAMAGE_TYPES)."""
 
-  def __init__(self, model: TrainedModel, batch_size: int, tile_shape: tuple[int, int]):
-    self.model = model
+  def __init__(self, model: TrainedModel, batch_size: int, tile_shape: tuple[int, int],
+               damage_type: int = UNKNOWN_DAMAGE):
+    self.model, self.damage_type = model, damage_type
     self.params = jax.device_put(model.params)
     shape = (batch_size, *tile_shape)
     started = time.perf_counter()
@@ -178,7 +181,7 @@ class TilePredictor:
     else:
       channels = {"damaged": 3, "mask": 1} | ({"contour": 1} if model.task.use_contours else {})
       specs = {name: jax.ShapeDtypeStruct((*shape, c), jnp.float32) for name, c in channels.items()}
-      seeds = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
+      specs["damage_type"] = seeds = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
       self._compiled = jax.jit(self._diffusion).lower(self.params, specs, seeds).compile()
     self.compile_seconds = time.perf_counter() - started
 
@@ -189,7 +192,7 @@ class TilePredictor:
   def _diffusion(self, params: Any, batch: dict[str, jax.Array], seeds: jax.Array) -> jax.Array:
     multiple = self.model.task.size_multiple
     size = batch["damaged"].shape[1:3]
-    batch = {name: pad_to_multiple(value, multiple)[0] for name, value in batch.items()}
+    batch = {name: value if value.ndim == 1 else pad_to_multiple(value, multiple)[0] for name, value in batch.items()}
 
     def sample_one(example: dict[str, jax.Array], seed: jax.Array) -> jax.Array:
       # DiffusionTask.predict samples with the key PRNGKey(task.sampling_seed); a copy of the task with a traced
@@ -208,6 +211,7 @@ class TilePredictor:
     def diffusion_fn(batch: dict[str, np.ndarray], tile_indices: np.ndarray) -> jax.Array:
       if self.model.task.use_contours:
         batch = batch | {"contour": np.stack([contour_map(d, m) for d, m in zip(batch["damaged"], batch["mask"])])}
+      batch = batch | {"damage_type": np.full(len(batch["damaged"]), self.damage_type, np.int32)}
       return self._compiled(self.params, batch, _diffusion_seeds(seed, sample, tile_indices))
 
     return diffusion_fn

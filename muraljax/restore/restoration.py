@@ -16,6 +16,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
+from muraljax.data.degrade import DAMAGE_TYPES
 from muraljax.evaluate.images import to_uint8
 from muraljax.restore.errors import RestoreError
 from muraljax.restore.model import TilePredictor, TrainedModel
@@ -34,6 +35,7 @@ class Settings:
   samples: int = 1
   seed: int = 0
   enhance: bool = False
+  damage_type: str = "unknown"  # DiffuMural's condition: one of muraljax.data.degrade.DAMAGE_TYPES
 
   def check(self, model: TrainedModel) -> None:
     """Raises RestoreError for settings that cannot work with `model`."""
@@ -48,6 +50,11 @@ class Settings:
     if model.blind and self.samples > 1:
       raise RestoreError(f"{model.name} is deterministic, so --samples {self.samples} would repeat one result; "
                          "drop --samples or use a diffumural checkpoint for an uncertainty map.")
+    if self.damage_type not in DAMAGE_TYPES:
+      raise RestoreError(f"Unknown --damage-type {self.damage_type!r}; use one of {list(DAMAGE_TYPES)}.")
+    if model.blind and self.damage_type != "unknown":
+      raise RestoreError(f"{model.name} takes no damage type (only diffumural is conditioned on one); drop "
+                         "--damage-type.")
     if self.enhance and not model.blind:
       raise RestoreError("--enhance needs a blind model (hinet or arin), which restores every pixel; diffumural "
                          "only inpaints the masked ones, so drop --enhance.")
@@ -85,7 +92,8 @@ class Restorer:
   @property
   def predictor(self) -> TilePredictor:
     if self._predictor is None:
-      self._predictor = TilePredictor(self.model, self.batch, self.tiling.tile_shape)
+      self._predictor = TilePredictor(self.model, self.batch, self.tiling.tile_shape,
+                                      DAMAGE_TYPES.index(self.settings.damage_type))
       self.log(f"Compiled {self.model.name} for batches of {self.batch} tiles of "
                f"{self.tiling.tile_shape[0]}x{self.tiling.tile_shape[1]} in {self._predictor.compile_seconds:.1f} s.")
     return self._predictor

@@ -10,8 +10,9 @@ Conditions per scale, per example (images mapped to [-1, 1], see muraljax.diffus
   masked image [B, h, w, 3]  the damaged input with its damaged pixels zeroed,
   mask [B, h, w, 1]          1 = damaged,
   contour [B, h, w, 1]       when config.data.contours (muraljax.data.contours, computed by the pipeline),
-  damage type [B]            class label: an id into DAMAGE_TYPES, from the batch's 'damage_type' when it has
-                             one; the data pipeline does not expose it yet, so every example is 'unknown'.
+  damage type [B]            class label: an id into DAMAGE_TYPES (cracks, flaking, collapse, fading, unknown),
+                             the batch's 'damage_type' (muraljax.data.degrade labels synthetic damage by the
+                             kind covering most of it), 'unknown' for every example when the batch has none.
 The U-Net input is [noisy image, conditions] and, for every scale but the coarsest, the coarser scale's x0
 estimate upsampled 2x (3 + 4 or 5 (+ 3) channels); the ControlNet gets the same input plus the condition
 channels through its condition embedding, and its residuals go into the U-Net's skips.
@@ -44,14 +45,13 @@ import jax.numpy as jnp
 import ml_collections
 
 from muraljax import config as config_lib
+from muraljax.data.degrade import DAMAGE_TYPES, UNKNOWN_DAMAGE
 from muraljax.diffusion import collaborative, cycle, frequency, losses, samplers, schedules
 from muraljax.models import partitioning
 from muraljax.models.controlnet import copy_encoder_from_unet
 from muraljax.tasks import diffusion_scales
 from muraljax.tasks.base import Batch, Params
 
-DAMAGE_TYPES = ("cracks", "flaking", "collapse", "fading", "unknown")
-UNKNOWN_DAMAGE = DAMAGE_TYPES.index("unknown")
 SAMPLERS = ("ddim", "ddpm")
 
 
