@@ -108,7 +108,8 @@ def test_a_nan_loss_stops_the_run_keeping_the_last_good_checkpoint(tmp_path, mon
 
     def __next__(self):
       batch, self.count = next(self.iterator), self.count + 1
-      return {k: np.full_like(v, np.nan) for k, v in batch.items()} if self.count == 5 else batch
+      corrupt = {k: np.full_like(v, np.nan) for k, v in batch.items() if v.dtype == np.float32}
+      return batch | corrupt if self.count == 5 else batch
 
     def get_state(self):
       return self.iterator.get_state()
