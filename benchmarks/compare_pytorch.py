@@ -438,7 +438,8 @@ def main() -> None:
     raise SystemExit(f"Unknown cases {unknown}; choose from {list(CASES)}.")
 
   width = max(len(name) for name in CASES) + 2
-  print(f"Train step, JAX {_version('jax')} (jit) vs PyTorch {_version('torch')} (eager), {threads} thread{'s' * (threads > 1)} each, "
+  per_framework = f"{threads} thread{'s' * (threads > 1)}"
+  print(f"Train step, JAX {_version('jax')} (jit) vs PyTorch {_version('torch')} (eager), {per_framework} each, "
         f"{cpu_name()}")
   print(f"{'case':<{width}}" + "".join(f"{c.header:>{_width(c)}}" for c in COLUMNS), flush=True)
   results = {}
@@ -450,7 +451,7 @@ def main() -> None:
   print(f"Threads found in the workers (XLA intra-op pool, torch.get_num_threads()): {listed}.")
   busiest = max(_value(r, "load") for r in results.values())
   if busiest > threads + 0.5:
-    print(f"Note: the 1-minute load average reached {busiest:.1f} with {threads} thread{'s' * (threads > 1)} per framework: other "
+    print(f"Note: the 1-minute load average reached {busiest:.1f} with {per_framework} per framework: other "
           "processes shared the cores, so step times are noisy; the turns keep the ratio fairer than the times.")
   out = common.ROOT / "benchmarks" / "results" / "compare_pytorch.json"
   out.parent.mkdir(parents=True, exist_ok=True)

@@ -101,7 +101,10 @@ def restore_every_tile(model: TrainedModel, photo: np.ndarray, tile: int, args: 
 def run_enhance(args: argparse.Namespace, name: str) -> dict[str, Any]:
   started = time.perf_counter()
   family, variant = name.split("_")[:2]
-  model = load_model(args.checkpoint, "hinet") if name == "hinet_smoke_enhance" else untrained_model(common.load_config(family, variant))
+  if name == "hinet_smoke_enhance":
+    model = load_model(args.checkpoint, "hinet")
+  else:
+    model = untrained_model(common.load_config(family, variant))
   _, photo, _ = wall(args.checkpoint, args.width, args.height)
   _, restorer = restore_every_tile(model, photo, args.tile, args)
   return {"params": model.num_params, "tiles_restored": len(restorer.tiling.boxes),

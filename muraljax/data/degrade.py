@@ -104,7 +104,7 @@ def degrade(clean: np.ndarray, rng: np.random.Generator, config: ml_collections.
   return {"damaged": damaged, "mask": mask, "clean": clean, "damage_type": damage_type(main_kind)}
 
 
-def damage_type(kind: str) -> np.ndarray:
+def damage_type(kind: str) -> np.int32:
   """int32 []: the DAMAGE_TYPES index of a mask kind (KINDS); the generic kinds are 'unknown'."""
   return np.int32(DAMAGE_TYPES.index(kind) if kind in DAMAGE_TYPES else UNKNOWN_DAMAGE)
 

@@ -20,9 +20,9 @@ without its condition and the output is uncond + s (cond - uncond) (classifier-f
 The whole run is one `lax.scan` over a static list of level transitions (`walk_levels`), so it compiles once per
 shape and setting. Its parts (`noise_levels`, `replace_known`, `ddim_step`, `guided`, `walk_levels`) are the
 multi-scale sampler's too (muraljax.diffusion.collaborative). It is deterministic given `rng`. Masks: values
->= 0.5 are damaged (non-binary masks are thresholded there). The result equals the input exactly on intact pixels (replaced at the end) and is sampled on damaged
-ones; an all-intact mask returns the input. Image sides must suit the network (the U-Net raises an error naming
-valid sizes otherwise).
+>= 0.5 are damaged (non-binary masks are thresholded there). The result equals the input exactly on intact
+pixels (replaced at the end) and is sampled on damaged ones; an all-intact mask returns the input. Image sides
+must suit the network (the U-Net raises an error naming valid sizes otherwise).
 """
 
 from __future__ import annotations

@@ -181,7 +181,8 @@ class TilePredictor:
     else:
       channels = {"damaged": 3, "mask": 1} | ({"contour": 1} if model.task.use_contours else {})
       specs = {name: jax.ShapeDtypeStruct((*shape, c), jnp.float32) for name, c in channels.items()}
-      specs["damage_type"] = seeds = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
+      specs["damage_type"] = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
+      seeds = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
       self._compiled = jax.jit(self._diffusion).lower(self.params, specs, seeds).compile()
     self.compile_seconds = time.perf_counter() - started
 
