@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from muraljax.data import degrade
 from muraljax.data.errors import DataError
 
-_MISSING_KINDS = [kind for kind in degrade.KINDS if kind != "fading"]
+_MISSING_KINDS = [kind for kind in degrade.MASK_GENERATORS if kind != "fading"]
 
 
 def _clean(seed: int = 0, height: int = 48, width: int = 56) -> np.ndarray:
@@ -16,8 +17,24 @@ def _clean(seed: int = 0, height: int = 48, width: int = 56) -> np.ndarray:
   return np.random.default_rng(seed).uniform(0.1, 1.0, (height, width, 3)).astype(np.float32)
 
 
-def _config(kinds: list[str] | None = None, low: float = 0.05, high: float = 0.3, fill: str = "black"):
+@pytest.fixture(scope="module")
+def mask_folder(tmp_path_factory) -> str:
+  """Three mask files of other sizes than the images (white blobs on black), for the 'real' kind."""
+  folder = tmp_path_factory.mktemp("real_masks")
+  rng = np.random.default_rng(0)
+  for k, (height, width) in enumerate([(30, 40), (90, 70), (64, 64)]):
+    rows, cols = np.mgrid[0:height, 0:width]
+    blobs = np.zeros((height, width), bool)
+    for y, x in rng.uniform(0, 1, (6, 2)) * (height, width):
+      blobs |= (rows - y) ** 2 + (cols - x) ** 2 < (0.12 * min(height, width)) ** 2
+    Image.fromarray(blobs.astype(np.uint8) * 255).save(folder / f"mask_{k}.png")
+  return str(folder)
+
+
+def _config(kinds: list[str] | None = None, low: float = 0.05, high: float = 0.3, fill: str = "black",
+            mask_folder: str = ""):
   config = degrade.default_config()
+  config.mask_folder = mask_folder
   if kinds is not None:
     for kind in degrade.KINDS:
       config.weights[kind] = 1.0 if kind in kinds else 0.0
@@ -40,10 +57,10 @@ def _check_triplet(out: dict[str, np.ndarray], clean: np.ndarray, low: float, hi
 
 
 @pytest.mark.parametrize("kind", degrade.KINDS)
-def test_each_kind_respects_ratio_limits_and_leaves_the_rest_untouched(kind):
+def test_each_kind_respects_ratio_limits_and_leaves_the_rest_untouched(kind, mask_folder):
   clean = _clean()
   for seed in range(12):
-    out = degrade.degrade(clean, np.random.default_rng(seed), _config([kind]))
+    out = degrade.degrade(clean, np.random.default_rng(seed), _config([kind], mask_folder=mask_folder))
     inside = _check_triplet(out, clean, 0.05, 0.3)
     if kind == "fading":
       assert np.abs(out["damaged"][inside] - clean[inside]).max() > 0.01
@@ -54,9 +71,9 @@ def test_each_kind_respects_ratio_limits_and_leaves_the_rest_untouched(kind):
 @pytest.mark.parametrize("kind, damage_type", [("cracks", "cracks"), ("flaking", "flaking"),
                                                ("collapse", "collapse"), ("fading", "fading"),
                                                ("random_walk", "unknown"), ("strokes", "unknown"),
-                                               ("boxes", "unknown")])
-def test_one_kind_of_damage_is_labelled_with_its_type(kind, damage_type):
-  out = degrade.degrade(_clean(), np.random.default_rng(0), _config([kind]))
+                                               ("boxes", "unknown"), ("real", "unknown")])
+def test_one_kind_of_damage_is_labelled_with_its_type(kind, damage_type, mask_folder):
+  out = degrade.degrade(_clean(), np.random.default_rng(0), _config([kind], mask_folder=mask_folder))
   assert out["damage_type"].dtype == np.int32 and degrade.DAMAGE_TYPES[out["damage_type"]] == damage_type
 
 
@@ -114,10 +131,32 @@ def test_fills(fill):
     assert values.std() > 0.2
 
 
-@pytest.mark.parametrize("kind", degrade.KINDS)
+@pytest.mark.parametrize("kind", sorted(degrade.MASK_GENERATORS))
 def test_mask_generators_are_boolean_and_sized(kind):
   mask = degrade.MASK_GENERATORS[kind](np.random.default_rng(0), 40, 72)
   assert mask.dtype == bool and mask.shape == (40, 72) and mask.any()
+
+
+def test_real_masks_are_turned_rescaled_crops_of_the_files(tmp_path):
+  split = np.zeros((50, 60), np.uint8)
+  split[:, :25] = 255  # damaged on the left: every crop, flip, turn and rescale keeps one straight border
+  Image.fromarray(split).save(tmp_path / "split.png")
+  seen_both, orientations = False, set()
+  for seed in range(16):
+    mask = degrade.real_mask(np.random.default_rng(seed), 40, 56, str(tmp_path))
+    assert mask.shape == (40, 56) and mask.dtype == bool
+    rows_constant, cols_constant = (mask == mask[:, :1]).all(), (mask == mask[:1, :]).all()
+    assert rows_constant or cols_constant
+    orientations.add(bool(rows_constant))
+    seen_both |= bool(mask.any() and not mask.all())
+  assert seen_both and orientations == {True, False}
+  np.testing.assert_array_equal(degrade.real_mask(np.random.default_rng(3), 40, 56, str(tmp_path)),
+                                degrade.real_mask(np.random.default_rng(3), 40, 56, str(tmp_path)))
+
+
+def test_real_kind_needs_a_folder_of_masks(tmp_path):
+  with pytest.raises(DataError, match="needs degradation.mask_folder"):
+    degrade.degrade(_clean(), np.random.default_rng(0), _config(["real"], mask_folder=str(tmp_path)))
 
 
 @pytest.mark.parametrize("change, message", [

@@ -133,7 +133,23 @@ def test_folder_source_end_to_end_holds_out_eval_images(tmp_path):
   assert train_sources <= {20 * k + 10 for k in range(len(sizes))}
 
 
+def test_procedural_fraction_mixes_built_in_murals_into_a_folder(tmp_path):
+  for k in range(4):
+    Image.fromarray(np.full((40, 40, 3), 40 * k + 20, np.uint8)).save(tmp_path / f"{k}.png")
+
+  def solid_patches(fraction: float) -> list[bool]:
+    config = _config(source="folder", folder=str(tmp_path), eval_images=1, eval_size=32, procedural_fraction=fraction)
+    batches = _take(pipeline.train_loader(config, global_batch_size=8, seed=0, shard_index=0, shard_count=1), 4)
+    return [bool(np.ptp(clean) == 0) for batch in batches for clean in batch["clean"]]
+
+  assert all(solid_patches(0.0)) and not any(solid_patches(1.0))
+  mixed = solid_patches(0.5)
+  assert 8 <= sum(mixed) <= 24 and mixed == solid_patches(0.5)
+
+
 @pytest.mark.parametrize("change, message", [
+    (lambda c: setattr(c, "procedural_fraction", 0.5), "leave it at 0"),
+    (lambda c: c.update(source="folder", folder="/x", procedural_fraction=1.5), r"in \[0, 1\]"),
     (lambda c: setattr(c, "source", "tfds"), "Unknown data source"),
     (lambda c: setattr(c, "source", "folder"), "needs config.data.folder"),
     (lambda c: setattr(c, "image_size", 16), "image_size .* is smaller"),

@@ -2,8 +2,9 @@
 
 Mask generators share one signature, `(rng, height, width, ...) -> bool [height, width]` (True = damaged):
 `random_walk_mask` (the Dunhuang challenge recipe), `stroke_mask`, `box_mask` (the usual inpainting masks),
-`crack_mask`, `flaking_mask`, `collapse_mask` (lost paint and plaster) and `fading_mask` (regions whose damage is
-colour loss rather than missing pixels). `degrade` combines a few kinds per image with the hole ratio held inside
+`crack_mask`, `flaking_mask`, `collapse_mask` (lost paint and plaster), `fading_mask` (regions whose damage is
+colour loss rather than missing pixels) and `real_mask` (a random crop of a damage mask traced on a photograph,
+from `mask_folder`). `degrade` combines a few kinds per image with the hole ratio held inside
 the configured limits, fills missing pixels and fades faded ones, and labels the example with its damage type
 (`DAMAGE_TYPES`, the condition DiffuMural embeds). Images are float32 [H, W, 3] in [0, 1]; masks float32
 [H, W, 1], 1 = damaged.
@@ -11,7 +12,9 @@ the configured limits, fills missing pixels and fades faded ones, and labels the
 
 from __future__ import annotations
 
+import functools
 import math
+from pathlib import Path
 
 import ml_collections
 import numpy as np
@@ -21,7 +24,7 @@ from scipy import ndimage
 from muraljax.data.errors import DataError
 from muraljax.data.murals import PLASTER_RGB
 
-KINDS = ("random_walk", "strokes", "boxes", "cracks", "flaking", "collapse", "fading")
+KINDS = ("random_walk", "strokes", "boxes", "cracks", "flaking", "collapse", "fading", "real")
 # The damage types a conservator names; the generic inpainting masks (random walk, strokes, boxes) and damage
 # that comes with a dataset are 'unknown'.
 DAMAGE_TYPES = ("cracks", "flaking", "collapse", "fading", "unknown")
@@ -29,6 +32,7 @@ UNKNOWN_DAMAGE = DAMAGE_TYPES.index("unknown")
 FILLS = ("black", "plaster", "noise", "white")
 _STROKE_WIDTHS = {"thin": (0.01, 0.04), "medium": (0.04, 0.09), "thick": (0.09, 0.16)}  # fractions of the short side
 _PLASTER = np.array(PLASTER_RGB, np.float32)
+_MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _MAX_ROUNDS = 8  # rounds of adding masks before growing the damage to reach min_hole_ratio
 
 
@@ -45,7 +49,11 @@ def default_config() -> ml_collections.ConfigDict:
       "flaking": 1.5,
       "collapse": 1.0,
       "fading": 1.0,
+      "real": 0.0,
   })
+  # Folder of real damage masks (PNG/JPEG..., white = damaged, searched recursively) that the 'real' kind crops,
+  # flips, turns and rescales; needed when weights.real > 0.
+  config.mask_folder = ""
   # Each image combines a uniform number in [1, max_kinds] of different kinds.
   config.max_kinds = 2
   # Limits on the fraction of damaged pixels (missing or faded), always respected: small masks get more damage
@@ -66,6 +74,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   weights = [float(config.weights.get(kind, 0.0)) for kind in KINDS]
   if min(weights) < 0 or sum(weights) <= 0:
     raise DataError(f"degradation.weights must be >= 0 with at least one positive, got {dict(zip(KINDS, weights))}.")
+  if config.weights.get("real", 0.0) > 0:
+    _real_mask_files(config.get("mask_folder", ""))
   if int(config.max_kinds) < 1:
     raise DataError(f"degradation.max_kinds must be >= 1, got {config.max_kinds}.")
   low, high = float(config.min_hole_ratio), float(config.max_hole_ratio)
@@ -143,7 +153,10 @@ def damage_masks(rng: np.random.Generator, height: int, width: int,
   by_kind = {kind: np.zeros((height, width), bool) for kind in kinds}
   for _ in range(_MAX_ROUNDS):
     for kind in kinds:
-      generated = MASK_GENERATORS[kind](rng, height, width)
+      if kind == "real":
+        generated = real_mask(rng, height, width, config.mask_folder)
+      else:
+        generated = MASK_GENERATORS[kind](rng, height, width)
       by_kind[kind] |= generated
       target = faded if kind == "fading" else missing
       target |= generated
@@ -293,6 +306,33 @@ def fading_mask(rng: np.random.Generator, height: int, width: int) -> np.ndarray
   field = _smooth_noise(rng, height, width, cells=max(2, round(2 * width / side))) + 0.15 * _smooth_noise(
       rng, height, width, cells=max(4, width // 16))
   return _top_fraction(field, rng.uniform(0.15, 0.5))
+
+
+def real_mask(rng: np.random.Generator, height: int, width: int, folder: str) -> np.ndarray:
+  """A random mask file of `folder` (white = damaged), rescaled by 0.5-1.5x (at least to cover height x width),
+  flipped or turned like a training patch, and cropped at a random place."""
+  files = _real_mask_files(folder)
+  with Image.open(files[int(rng.integers(len(files)))]) as image:
+    mask = image.convert("L")
+  turns = int(rng.integers(4))
+  rows, cols = (width, height) if turns % 2 else (height, width)  # what the file must cover before turning
+  scale = max(rng.uniform(0.5, 1.5), rows / mask.height, cols / mask.width)
+  size = (max(cols, round(mask.width * scale)), max(rows, round(mask.height * scale)))
+  mask = np.asarray(mask.resize(size, Image.Resampling.BILINEAR)) > 127
+  mask = np.rot90(mask[:, ::-1] if rng.integers(2) else mask, k=turns)
+  top, left = rng.integers(0, mask.shape[0] - height + 1), rng.integers(0, mask.shape[1] - width + 1)
+  return np.ascontiguousarray(mask[top:top + height, left:left + width])
+
+
+@functools.lru_cache(maxsize=8)
+def _real_mask_files(folder: str) -> tuple[str, ...]:
+  """The image files under `folder`, sorted; DataError when there are none."""
+  files = sorted(str(path) for path in Path(folder).rglob("*")
+                 if path.suffix.lower() in _MASK_EXTENSIONS and not path.name.startswith(".")) if folder else []
+  if not files:
+    raise DataError(f"degradation.weights.real > 0 needs degradation.mask_folder, a folder of damage mask images "
+                    f"(white = damaged); {folder!r} holds none.")
+  return tuple(files)
 
 
 MASK_GENERATORS = {

@@ -56,6 +56,10 @@ def default_config() -> ml_collections.ConfigDict:
   # real_mask_probability, else synthetic). Examples without a mask always get synthetic damage.
   config.mask_mode = "dataset"
   config.real_mask_probability = 0.5
+  # For source='folder' or 'arrayrecord': the fraction of training examples cut from the built-in procedural murals
+  # (the first num_images of the collection) instead of the photographs, drawn per example. Evaluation stays on
+  # the held-out photographs.
+  config.procedural_fraction = 0.0
   # Number of procedural training murals; the eval murals are the next `eval_images` ones of the same collection.
   config.num_images = 10_000
   # Side in pixels of the (square) procedural murals that training patches and eval crops are cut from.
@@ -159,13 +163,18 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
     arrayrecord_source.check_config(config)
   if config.patch_size < 8 or config.eval_size < 8:
     raise DataError(f"patch_size ({config.patch_size}) and eval_size ({config.eval_size}) must be at least 8.")
-  if config.source == "procedural":
+  if config.source == "procedural" or config.procedural_fraction:
     if config.num_images < 1:
       raise DataError(f"num_images must be positive, got {config.num_images}.")
     largest = max(config.patch_size, config.eval_size if config.eval_images else 0)
     if config.image_size < largest:
       raise DataError(f"image_size ({config.image_size}) is smaller than the patch or eval crops ({largest}); "
                       "raise image_size or lower patch_size/eval_size.")
+  if not 0.0 <= config.procedural_fraction <= 1.0:
+    raise DataError(f"procedural_fraction must lie in [0, 1], got {config.procedural_fraction}.")
+  if config.procedural_fraction and config.source == "procedural":
+    raise DataError("procedural_fraction mixes the built-in murals into a folder or arrayrecord source; with "
+                    "source='procedural' every example is built-in already, so leave it at 0.")
   if config.eval_images < 0 or config.num_workers < 0:
     raise DataError(f"eval_images ({config.eval_images}) and num_workers ({config.num_workers}) must be >= 0.")
   degrade.check_config(config.degradation)
@@ -178,7 +187,7 @@ def _procedural_murals(config: ml_collections.ConfigDict) -> ProceduralMurals:
                           _PROCEDURAL_SEED)
 
 
-def _folder_split(config: ml_collections.ConfigDict) -> tuple[ImageFolder, ImageFolder]:
+def folder_split(config: ml_collections.ConfigDict) -> tuple[ImageFolder, ImageFolder]:
   """(training, held-out) files of the image folder."""
   images = ImageFolder(config.folder, min_side=max(config.patch_size, config.eval_size))
   if len(images) <= config.eval_images:
@@ -190,11 +199,16 @@ def _folder_split(config: ml_collections.ConfigDict) -> tuple[ImageFolder, Image
 
 def _training_source(config: ml_collections.ConfigDict) -> tuple[grain.sources.RandomAccessDataSource, Callable]:
   """The grain data source and the function that cuts a random patch from one of its records."""
-  if config.source == "folder":
-    return _folder_split(config)[0], functools.partial(_crop_image, config.patch_size)
-  if config.source == "arrayrecord":
-    return (arrayrecord_source.open_split(config, config.split, config.patch_size),
-            functools.partial(_crop_image, config.patch_size))
+  if config.source in ("folder", "arrayrecord"):
+    if config.source == "folder":
+      source = folder_split(config)[0]
+    else:
+      source = arrayrecord_source.open_split(config, config.split, config.patch_size)
+    cut_patch = functools.partial(_crop_image, config.patch_size)
+    if config.procedural_fraction:
+      cut_patch = functools.partial(_mixed_patch, cut_patch, _procedural_murals(config), config.num_images,
+                                    config.patch_size, config.procedural_fraction)
+    return source, cut_patch
   # Records are mural indices; only the patch is rendered, which is far cheaper than the whole mural.
   murals = _procedural_murals(config)
   return grain.sources.RangeDataSource(0, config.num_images, 1), functools.partial(_crop_mural, murals,
@@ -207,7 +221,7 @@ def _eval_images(config: ml_collections.ConfigDict) -> list[np.ndarray]:
   if not config.eval_images:
     return []
   if config.source == "folder":
-    held_out = _folder_split(config)[1]
+    held_out = folder_split(config)[1]
     return [held_out[i] for i in range(len(held_out))]
   if config.source == "arrayrecord":
     held_out = arrayrecord_source.open_split(config, config.eval_split, config.eval_size)
@@ -220,6 +234,14 @@ def _eval_images(config: ml_collections.ConfigDict) -> list[np.ndarray]:
 def _crop_mural(murals: ProceduralMurals, size: int, index: int, rng: np.random.Generator) -> np.ndarray:
   top, left = rng.integers(0, murals.height - size + 1), rng.integers(0, murals.width - size + 1)
   return murals.crop(int(index), int(top), int(left), size, size)
+
+
+def _mixed_patch(cut_patch: Callable, murals: ProceduralMurals, count: int, size: int, fraction: float,
+                 record: object, rng: np.random.Generator) -> np.ndarray:
+  """With probability `fraction`, a patch of one of the first `count` murals instead of one of `record`."""
+  if rng.random() < fraction:
+    return _crop_mural(murals, size, int(rng.integers(count)), rng)
+  return cut_patch(record, rng)
 
 
 def _crop_image(size: int, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -84,11 +84,17 @@ class LPIPS:
 
   @staticmethod
   def _apply(params: dict, pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
-    maps = _DistanceMaps().apply(params, 2.0 * jnp.asarray(pred, jnp.float32) - 1.0,
-                                 2.0 * jnp.asarray(target, jnp.float32) - 1.0)
-    total = 0.0
-    for distance in maps:
-      weight = jax.image.resize(jnp.asarray(mask, jnp.float32), distance.shape, "linear", antialias=True)
-      covered = jnp.sum(weight, axis=(1, 2, 3))
-      total += jnp.sum(distance * weight, axis=(1, 2, 3)) / jnp.maximum(covered, jnp.finfo(jnp.float32).tiny)
-    return total
+    return distance(params, pred, target, mask)
+
+
+def distance(params: dict, pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
+  """[B] (masked) LPIPS of pred and target [B, H, W, 3] in [0, 1], mask [B, H, W, 1]; `params` = {'params':
+  load_params()}. Pure and differentiable: the perceptual training loss (muraljax.tasks.hinet) uses it too."""
+  maps = _DistanceMaps().apply(params, 2.0 * jnp.asarray(pred, jnp.float32) - 1.0,
+                               2.0 * jnp.asarray(target, jnp.float32) - 1.0)
+  total = 0.0
+  for layer_distance in maps:
+    weight = jax.image.resize(jnp.asarray(mask, jnp.float32), layer_distance.shape, "linear", antialias=True)
+    covered = jnp.sum(weight, axis=(1, 2, 3))
+    total += jnp.sum(layer_distance * weight, axis=(1, 2, 3)) / jnp.maximum(covered, jnp.finfo(jnp.float32).tiny)
+  return total

@@ -31,10 +31,12 @@ import jax.numpy as jnp
 from muraljax.models import naming, partitioning
 from muraljax.models.layers import HalfInstanceNorm, UpConv2x2, conv2d
 from muraljax.models.ops import crop_to, pad_to_multiple
+from muraljax.models.prefill import harmonic_fill
 
 Dtype = Any
 
 TORCH_NAME_RULES: naming.Rules = ((r"^(down_path_[12]|up_path_[12]|skip_conv_[12])_(\d+)", r"\1.\2"),)
+PREFILLS = ("none", "harmonic")
 # Flax module paths ('/'-joined) of the ConvTranspose2d layers.
 TORCH_TRANSPOSED = r"^up_path_[12]_\d+/up$"
 
@@ -128,6 +130,7 @@ class HINet(nn.Module):
   (0, ..., 4) for deraining/denoising, (3, 4) for GoPro deblurring; levels >= depth are ignored.
 
   `remat` recomputes each block's activations in the backward pass instead of storing them (memory for time).
+  `mask_input` and `prefill` make it an inpainting model (see `__call__`); the official HINet has neither.
   The image is cast to `dtype`, the compute dtype of every layer, so the outputs are in `dtype`. H and W are
   padded at the bottom/right to multiples of 2^(depth - 1) (reflection, or edge replication when the image
   is smaller than the pad) and the outputs cropped back; the padding takes part in the instance-norm
@@ -142,6 +145,9 @@ class HINet(nn.Module):
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
   remat: str = "none"  # Rematerialisation of each encoder/decoder block (partitioning.REMAT_POLICIES).
+  mask_input: bool = False  # The damage mask is a 4th input channel of conv_01 and conv_02.
+  prefill: str = "none"  # 'harmonic': holes are filled by prefill.harmonic_fill before the network (PREFILLS).
+  prefill_sweeps: int = 16  # Jacobi sweeps per pyramid level of the harmonic prefill.
 
   def setup(self):
     if self.depth < 1:
@@ -165,20 +171,45 @@ class HINet(nn.Module):
     self.skip_conv_2 = [conv(w, 3) for w in decoder_widths]
     self.sam12 = SAM(dtype=self.dtype, param_dtype=self.param_dtype)
     self.cat12 = conv(self.wf, 1)
-    self.last = conv(self.in_chn, 3)
+    # A mask-aware model starts as its prefill: the final residual is zero until trained.
+    self.last = conv(self.in_chn, 3, kernel_init=nn.initializers.zeros if self.mask_aware else
+                     nn.initializers.lecun_normal())
 
-  def __call__(self, image: jax.Array) -> tuple[jax.Array, jax.Array]:
+  @property
+  def mask_aware(self) -> bool:
+    """Whether the model takes the damage mask (and then only restores the damaged pixels)."""
+    return self.mask_input or self.prefill != "none"
+
+  def __call__(self, image: jax.Array, mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """image [B, H, W, in_chn]; mask [B, H, W, 1] (1 = damaged), required exactly when `mask_aware`.
+
+    A mask-aware model starts from the prefilled image (when `prefill` is set), sees the mask (when `mask_input`),
+    and returns its outputs inside the mask and the input image outside it, so intact pixels pass unchanged.
+    """
+    if self.prefill not in PREFILLS:
+      raise ValueError(f"Unknown HINet prefill {self.prefill!r}; use one of {list(PREFILLS)}.")
+    if self.mask_aware != (mask is not None):
+      raise ValueError("A HINet with mask_input or prefill needs the damage mask, and a blind one takes none.")
+    if self.prefill == "harmonic":
+      image = harmonic_fill(image, mask, self.prefill_sweeps)
     image, size = pad_to_multiple(image.astype(self.dtype), 2 ** (self.depth - 1))
+    net_input = image
+    if self.mask_input:
+      net_input = jnp.concatenate([image, pad_to_multiple(mask.astype(self.dtype), 2 ** (self.depth - 1))[0]], -1)
 
-    x, encs_1 = self._encode(self.down_path_1, self.conv_01(image))
+    x, encs_1 = self._encode(self.down_path_1, self.conv_01(net_input))
     x, decs_1 = self._decode(self.up_path_1, self.skip_conv_1, x, encs_1)
     sam_features, out_1 = self.sam12(x, image)
 
-    x = self.cat12(jnp.concatenate([self.conv_02(image), sam_features], axis=-1))
+    x = self.cat12(jnp.concatenate([self.conv_02(net_input), sam_features], axis=-1))
     x, encs_2 = self._encode(self.down_path_2, x, encs_1, decs_1[::-1])
     x, _ = self._decode(self.up_path_2, self.skip_conv_2, x, encs_2)
     out_2 = self.last(x) + image
-    return crop_to(out_1, size), crop_to(out_2, size)
+    out_1, out_2, image = crop_to(out_1, size), crop_to(out_2, size), crop_to(image, size)
+    if self.mask_aware:
+      damaged = mask > 0.5
+      out_1, out_2 = jnp.where(damaged, out_1, image), jnp.where(damaged, out_2, image)
+    return out_1, out_2
 
   @staticmethod
   def _encode(

@@ -10,6 +10,7 @@ replace them, so PyTorch's initial distributions are not reproduced.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -31,6 +32,7 @@ def conv2d(
     use_bias: bool = True,
     dtype: Dtype | None = None,
     param_dtype: Dtype = jnp.float32,
+    kernel_init: Callable = nn.initializers.lecun_normal(),
     name: str | None = None,
 ) -> nn.Conv:
   """`nn.Conv` padded like PyTorch `nn.Conv2d(..., kernel_size, stride, padding)`.
@@ -46,6 +48,7 @@ def conv2d(
       use_bias=use_bias,
       dtype=dtype,
       param_dtype=param_dtype,
+      kernel_init=kernel_init,
       name=name,
   )
 

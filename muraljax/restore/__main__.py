@@ -22,18 +22,18 @@ from PIL import Image
 
 from muraljax.data.degrade import DAMAGE_TYPES
 from muraljax.evaluate.images import save_png, to_uint8
-from muraljax.restore import damage_detection, figures, io, masks, provenance
+from muraljax.restore import api, damage_detection, figures, io, masks, provenance, shipped
 from muraljax.restore.errors import RestoreError
-from muraljax.restore.model import MODELS, TrainedModel, load_model
-from muraljax.restore.restoration import Restorer, Result, Settings
-
-DEFAULT_DIFFUSION_SAMPLES = 4
+from muraljax.restore.model import MODELS, TrainedModel
+from muraljax.restore.restoration import Restorer, Result
 
 
 def parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="python -m muraljax.restore", description=__doc__.split("\n\n")[0])
-  p.add_argument("--checkpoint", required=True,
-                 help="a muraljax training workdir (latest step), its checkpoints/ folder or a checkpoints/<step>")
+  p.add_argument("--checkpoint",
+                 help="a shipped model's name (default: the shipped " f"{shipped.DEFAULT!r}; others: "
+                 f"{', '.join(shipped.names()) or 'none'}), or a muraljax training workdir (latest step), its "
+                 "checkpoints/ folder or a checkpoints/<step> folder")
   p.add_argument("--image", required=True, help="the photograph (JPEG, PNG, TIFF, ...); it is only read")
   damage = p.add_mutually_exclusive_group()
   damage.add_argument("--mask", help="damage mask drawn on the upright photograph: white = damaged, black or "
@@ -46,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument("--out", required=True, help="the output folder to create")
   p.add_argument("--model", choices=MODELS, help="the family the checkpoint must hold (default: as trained)")
   p.add_argument("--samples", type=int, help="DiffuMural restorations to draw for the mean and uncertainty map "
-                 f"(default {DEFAULT_DIFFUSION_SAMPLES}; 1 for the deterministic hinet and arin)")
+                 f"(default {api.DEFAULT_SAMPLES}; 1 for the deterministic hinet and arin)")
   p.add_argument("--seed", type=int, default=0, help="DiffuMural sampling seed (same seed, same result)")
   p.add_argument("--damage-type", default="unknown", choices=DAMAGE_TYPES,
                  help="DiffuMural's condition: the kind of damage the mask marks (default unknown)")
@@ -82,8 +82,8 @@ def _damage(args: argparse.Namespace, photo: io.Photograph, restorer: Restorer,
   notes = ["mask.png was proposed by --detect-damage: check it, edit it (white = damaged) and re-run with "
            "--mask to restore with your corrections."]
   if not model.blind:
-    notes.append("diffumural needs a mask, so only the image cues (exposed plaster, digital black/white fills) "
-                 "were used; a hinet or arin checkpoint also proposes the damage it recognises.")
+    notes.append(f"This {model.name} is mask-aware, so only the image cues (exposed plaster, digital black/white "
+                 "fills) were used; a blind hinet or arin checkpoint also proposes the damage it recognises.")
   score = None if prediction is None else damage_detection.residual(image, prediction)
   return masks.Mask(damaged, {"kind": "detected", **method}, notes), prediction, score
 
@@ -113,10 +113,11 @@ def run(argv: list[str]) -> str:
   protected = [path for path in (args.image, args.mask, args.checkpoint) if path]
   out = io.OutputFolder(args.out, args.overwrite, protected)
   photo = io.read_photograph(args.image)
-  model = load_model(args.checkpoint, args.model)
-  samples = args.samples or (1 if model.blind else DEFAULT_DIFFUSION_SAMPLES)
-  settings = Settings(args.tile, args.overlap, args.batch, samples, args.seed, args.enhance, args.damage_type)
-  restorer = Restorer(model, settings, *photo.pixels.shape[:2], _log)
+  loaded = api.load(args.checkpoint, model=args.model, tile=args.tile, overlap=args.overlap, batch=args.batch,
+                    samples=args.samples, seed=args.seed, damage_type=args.damage_type, enhance=args.enhance,
+                    log=_log)
+  model, settings = loaded.model, loaded.settings
+  restorer = loaded.restorer(*photo.pixels.shape[:2])
   for note in (*model.notes, *photo.notes):
     _log(note)
   with out:

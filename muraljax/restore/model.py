@@ -34,8 +34,8 @@ from muraljax.restore.io import sha256_folder
 from muraljax.restore.tiling import TileFn
 from muraljax.train import init_from, state
 
-BLIND_MODELS = ("hinet", "arin")  # see only the damaged image; the mask decides which of their pixels are kept
-MODELS = BLIND_MODELS + ("diffumural",)  # inpaints the masked pixels, sampling with a seed
+MODELS = ("hinet", "arin", "diffumural")  # the families that restore murals
+SAMPLED_MODELS = ("diffumural",)  # draw restorations with a seed; the others are deterministic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +52,14 @@ class TrainedModel:
 
   @property
   def blind(self) -> bool:
-    return self.name in BLIND_MODELS
+    """Whether the model sees only the damaged image (the paper's hinet and arin); the mask then only decides
+    which of its output pixels are kept. Mask-aware models (inpainting hinet/arin, diffumural) take the mask."""
+    return self.task.blind
+
+  @property
+  def sampled(self) -> bool:
+    """Whether restorations are drawn with a seed (diffumural), so several samples differ."""
+    return self.name in SAMPLED_MODELS
 
   @property
   def num_params(self) -> int:
@@ -178,6 +185,9 @@ class TilePredictor:
     if model.blind:
       spec = jax.ShapeDtypeStruct((*shape, 3), jnp.float32)
       self._compiled = jax.jit(self._blind).lower(self.params, spec).compile()
+    elif not model.sampled:
+      specs = {name: jax.ShapeDtypeStruct((*shape, c), jnp.float32) for name, c in (("damaged", 3), ("mask", 1))}
+      self._compiled = jax.jit(self._inpaint).lower(self.params, specs).compile()
     else:
       channels = {"damaged": 3, "mask": 1} | ({"contour": 1} if model.task.use_contours else {})
       specs = {name: jax.ShapeDtypeStruct((*shape, c), jnp.float32) for name, c in channels.items()}
@@ -189,6 +199,9 @@ class TilePredictor:
   def _blind(self, params: Any, damaged: jax.Array) -> jax.Array:
     batch = {"damaged": damaged, "clean": damaged, "mask": jnp.zeros_like(damaged[..., :1])}
     return self.model.task.predict(params, batch)
+
+  def _inpaint(self, params: Any, batch: dict[str, jax.Array]) -> jax.Array:
+    return self.model.task.predict(params, batch | {"clean": batch["damaged"]})
 
   def _diffusion(self, params: Any, batch: dict[str, jax.Array], seeds: jax.Array) -> jax.Array:
     multiple = self.model.task.size_multiple
@@ -208,6 +221,8 @@ class TilePredictor:
     """The TileFn of this model; DiffuMural's tiles are sampled with seeds from (`seed`, `sample`, tile index)."""
     if self.model.blind:
       return lambda batch, tile_indices: self._compiled(self.params, batch["damaged"])
+    if not self.model.sampled:
+      return lambda batch, tile_indices: self._compiled(self.params, batch)
 
     def diffusion_fn(batch: dict[str, np.ndarray], tile_indices: np.ndarray) -> jax.Array:
       if self.model.task.use_contours:

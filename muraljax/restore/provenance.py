@@ -95,7 +95,7 @@ def record(*, command: list[str], started: str, seconds: float, photo: io.Photog
                 "config": model.config.to_dict()},
       "restoration": {"mode": "enhance" if settings.enhance else "inpaint", "seed": settings.seed,
                       "samples": settings.samples, "tile": settings.tile, "overlap": settings.overlap,
-                      "batch": settings.batch, **({} if model.blind else {"damage_type": settings.damage_type}),
+                      "batch": settings.batch, **({"damage_type": settings.damage_type} if model.sampled else {}),
                       **result.statistics, "compute_seconds": round(compute_seconds, 3)},
       "uncertainty": uncertainty,
       "outputs": outputs,

@@ -47,17 +47,17 @@ class Settings:
                          f"{self.tile // 8}.")
     if self.batch < 1 or self.samples < 1:
       raise RestoreError("--batch and --samples must be at least 1.")
-    if model.blind and self.samples > 1:
+    if not model.sampled and self.samples > 1:
       raise RestoreError(f"{model.name} is deterministic, so --samples {self.samples} would repeat one result; "
                          "drop --samples or use a diffumural checkpoint for an uncertainty map.")
     if self.damage_type not in DAMAGE_TYPES:
       raise RestoreError(f"Unknown --damage-type {self.damage_type!r}; use one of {list(DAMAGE_TYPES)}.")
-    if model.blind and self.damage_type != "unknown":
+    if not model.sampled and self.damage_type != "unknown":
       raise RestoreError(f"{model.name} takes no damage type (only diffumural is conditioned on one); drop "
                          "--damage-type.")
     if self.enhance and not model.blind:
-      raise RestoreError("--enhance needs a blind model (hinet or arin), which restores every pixel; diffumural "
-                         "only inpaints the masked ones, so drop --enhance.")
+      raise RestoreError(f"--enhance needs a blind model (the paper's hinet or arin), which restores every pixel; "
+                         f"this {model.name} only inpaints the masked ones, so drop --enhance.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,11 +77,13 @@ def _duration(seconds: float) -> str:
 class Restorer:
   """Restores one height x width photograph with `model`; the model is compiled on first use."""
 
-  def __init__(self, model: TrainedModel, settings: Settings, height: int, width: int, log: Log):
+  def __init__(self, model: TrainedModel, settings: Settings, height: int, width: int, log: Log,
+               predictors: dict[tuple, TilePredictor] | None = None):
+    """`predictors`: compiled models to share with other Restorers of `model` (keyed by batch and tile shape)."""
     settings.check(model)
     self.model, self.settings, self.log = model, settings, log
     self.tiling = make_tiling(height, width, settings.tile, settings.overlap)
-    self._predictor: TilePredictor | None = None
+    self._predictors = {} if predictors is None else predictors
     self.compute_seconds = 0.0
 
   @property
@@ -91,12 +93,14 @@ class Restorer:
 
   @property
   def predictor(self) -> TilePredictor:
-    if self._predictor is None:
-      self._predictor = TilePredictor(self.model, self.batch, self.tiling.tile_shape,
-                                      DAMAGE_TYPES.index(self.settings.damage_type))
+    key = (self.batch, self.tiling.tile_shape, self.settings.damage_type)
+    if key not in self._predictors:
+      predictor = TilePredictor(self.model, self.batch, self.tiling.tile_shape,
+                                DAMAGE_TYPES.index(self.settings.damage_type))
       self.log(f"Compiled {self.model.name} for batches of {self.batch} tiles of "
-               f"{self.tiling.tile_shape[0]}x{self.tiling.tile_shape[1]} in {self._predictor.compile_seconds:.1f} s.")
-    return self._predictor
+               f"{self.tiling.tile_shape[0]}x{self.tiling.tile_shape[1]} in {predictor.compile_seconds:.1f} s.")
+      self._predictors[key] = predictor
+    return self._predictors[key]
 
   def predict(self, image: np.ndarray, damaged: np.ndarray, indices: list[int], sample: int = 0) -> np.ndarray:
     """The blended model output float32 [H, W, 3] on the tiles `indices` of `image` float32 [H, W, 3] in [0, 1]
@@ -107,10 +111,10 @@ class Restorer:
     batches = -(-len(indices) // self.batch)
 
     def on_batch(number: int, seconds: float) -> None:
-      if number == 0 and sample == 0 and not self.model.blind:
+      if number == 0 and sample == 0 and self.model.sampled:
         self._report_estimate(seconds, batches)
 
-    label = f"sample {sample + 1}/{self.settings.samples}" if not self.model.blind else "tiles"
+    label = f"sample {sample + 1}/{self.settings.samples}" if self.model.sampled else "tiles"
     started = time.perf_counter()
     fn = self.predictor.tile_fn(self.settings.seed, sample)
     output = run_tiles(fn, inputs, self.tiling, indices, self.batch, ProgressBar(len(indices), label), on_batch)

@@ -51,6 +51,7 @@ class ARINTask:
                      "the CAR resampler downsamples by 8 and HINet by 2^(model.hinet.depth - 1)")
     self.car = CARTask(_part_config(config, "car"), model_field="model.car")
     self.hinet = HINetTask(_part_config(config, "hinet"))
+    self.blind = self.hinet.blind  # CAR never sees the mask; an inpainting HINet stage does
     self.car_weight = config.loss.car_weight
     self.hinet_weight = config.loss.hinet_weight
 

@@ -13,6 +13,9 @@ Params = Any
 class Task(Protocol):
   """What the trainer needs from a model family; all methods are pure and jit-compatible."""
 
+  blind: bool
+  """True when the model restores from batch['damaged'] alone; False when it also reads batch['mask']."""
+
   def init(self, rng: jax.Array, batch: Batch, keep_axis_names: bool = False) -> Params:
     """Fresh parameters for inputs shaped like `batch`; with `keep_axis_names`, each leaf is boxed with its
     logical axis names (see muraljax.models.partitioning)."""

@@ -48,6 +48,7 @@ class CARTask:
   """
 
   def __init__(self, config: ml_collections.ConfigDict, *, model_field: str = "model"):
+    self.blind = True
     self.scale = config.model.scale
     if self.scale not in SCALES:
       raise ValueError(f"CAR resamples by 2 or 4, got {model_field}.scale={self.scale}; set it to 2 or 4.")

@@ -64,6 +64,7 @@ class DiffusionTask:
     self.freeze_base = config.model.freeze_base
     self.controlnet_from_base = config.model.controlnet_from_base
     self.use_contours = config.data.contours
+    self.blind = False  # DiffuMural inpaints the masked pixels
     diffusion = config.diffusion
     schedules.check_prediction(diffusion.prediction)
     self.schedule = schedules.make_schedule(diffusion.schedule, diffusion.num_timesteps)
