@@ -4,8 +4,11 @@ Evaluates a trained model with the protocol of muraljax.evaluate.protocol (PSNR,
 inside the mask, CCON/TCON/ECON, hole-ratio buckets, the robustness conditions, the published ARIN/HINet rows
 beside ours) and writes results.json, results.md and cases.png to --output_dir (default
 <workdir>/evaluation/<step>). The model's config is the run's <workdir>/config.json unless --config is given.
+With --anchors it also compares the model with classical inpainting on the same images (muraljax.evaluate.anchors)
+and writes anchors.md and anchors.json.
 
   python -m muraljax.evaluate --checkpoint runs/arin --data dunhuang_challenge:test
+  python -m muraljax.evaluate --checkpoint runs/inpaint --anchors
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ flags.DEFINE_string("output_dir", None, "Where the results go; default <workdir>
 flags.DEFINE_integer("max_images", 0, "Evaluate on the first N images only; 0 = all.")
 flags.DEFINE_integer("seed", 0, "Seeds synthetic damage and the noise of the robustness conditions.")
 flags.DEFINE_list("conditions", ["clean", "gn8", "gn16", "jpeg60", "jpeg30"], "Robustness conditions to run.")
+flags.DEFINE_bool("anchors", False, "Also fill the clean images' centre crops (at most 256 px) with box and stroke "
+                  "holes by the model (through muraljax.restore.load) and by classical inpainting (OpenCV Telea and "
+                  "Navier-Stokes, biharmonic, harmonic; needs the anchors extra), and write anchors.md/.json.")
 flags.mark_flag_as_required("checkpoint")
 
 
@@ -47,6 +53,32 @@ def main(argv: list[str]) -> None:
     sys.exit(f"Error: {error}")
   print((Path(output_dir) / "results.md").read_text())
   print(f"Wrote results.json, results.md and cases.png ({results['images']} images) to {output_dir}")
+  if options.anchors:
+    try:
+      _anchors(config, options.checkpoint, output_dir)
+    except (ImportError, ValueError) as error:
+      sys.exit(f"Error: {error}")
+
+
+def _anchors(config, checkpoint: str, output_dir: str) -> None:
+  """The --anchors comparison on the held-out images of the protocol."""
+  import json  # pylint: disable=g-import-not-at-top
+  import muraljax.restore as R  # pylint: disable=g-import-not-at-top
+  from muraljax.evaluate import anchors, protocol  # pylint: disable=g-import-not-at-top
+  from muraljax.evaluate.images import to_uint8  # pylint: disable=g-import-not-at-top
+
+  options = flags.FLAGS
+  cases, _ = protocol.load_cases(config.data, options.data, options.data_dir, options.max_images, options.seed)
+  images = [to_uint8(case.clean) for case in cases]
+  crop = min(256, *(min(image.shape[:2]) for image in images))
+  methods = anchors.classical_anchors() | {f"muraljax {checkpoint}": R.load(checkpoint).restore}
+  results = anchors.compare(methods, anchors.validation_cases(images, crop, options.seed))
+  table = "\n\n".join(f"{group} ({crop} px centre crops):\n\n{anchors.markdown(results, group)}"
+                        for group in ("all", *anchors.MASK_KINDS))
+  (Path(output_dir) / "anchors.md").write_text(table + "\n")
+  (Path(output_dir) / "anchors.json").write_text(json.dumps(results, indent=1) + "\n")
+  print(table)
+  print(f"Wrote anchors.md and anchors.json to {output_dir}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from muraljax.data import degrade
-from muraljax.data.folder import ImageFolder
 from muraljax.evaluate import lpips, metrics
 from muraljax.evaluate.images import to_uint8
 from muraljax.models.prefill import harmonic_fill
@@ -44,8 +43,9 @@ class Case:
   mask: np.ndarray
 
 
-def validation_cases(images: ImageFolder, crop: int = 256, seed: int = 0) -> list[Case]:
-  """Two cases per image of `images` (its centre crop of side `crop`, with a boxes and a strokes mask)."""
+def validation_cases(images: Sequence[np.ndarray], crop: int = 256, seed: int = 0) -> list[Case]:
+  """Two cases per image of `images` (uint8 [H, W, 3] each, e.g. an ImageFolder; its centre crop of side `crop`,
+  with a boxes and a strokes mask)."""
   cases = []
   for i in range(len(images)):
     image = images[i]

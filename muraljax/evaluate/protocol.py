@@ -103,13 +103,13 @@ def run_config(step_dir: Path) -> ml_collections.ConfigDict:
 
 def load_predict(config: ml_collections.ConfigDict, checkpoint: str) -> Callable[[dict], jax.Array]:
   """The task's jit-compiled predict(batch) with the params of `checkpoint` (a workdir, its checkpoints/ folder or
-  a checkpoints/<step> folder)."""
+  a checkpoints/<step> folder; its EMA params when it kept them, as the trainer's evaluation)."""
   task = tasks.get_task(config)
   side = config.data.patch_size
   example = {"damaged": jnp.zeros((1, side, side, 3)), "clean": jnp.zeros((1, side, side, 3)),
              "mask": jnp.zeros((1, side, side, 1))}
   abstract = jax.eval_shape(task.init, jax.random.PRNGKey(0), example)
-  params = init_from.restore_params(checkpoint, abstract)
+  params = init_from.restore_params(checkpoint, abstract, prefer_ema=True)
   predict = jax.jit(task.predict)
   return lambda batch: predict(params, batch)
 

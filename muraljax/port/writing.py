@@ -42,7 +42,7 @@ def write(out: str | pathlib.Path, params: Any, report: dict[str, Any]) -> pathl
   path.parent.mkdir(parents=True, exist_ok=True)
   staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
   try:
-    _write_checkpoint(staging / "checkpoints", params)
+    write_params_checkpoint(staging / "checkpoints", params)
     (staging / REPORT_FILE).write_text(json.dumps(report, indent=1) + "\n")
     if path.exists():
       path.rmdir()  # empty, checked above; os.replace needs the name free
@@ -53,10 +53,11 @@ def write(out: str | pathlib.Path, params: Any, report: dict[str, Any]) -> pathl
   return path
 
 
-def _write_checkpoint(directory: pathlib.Path, params: Any) -> None:
+def write_params_checkpoint(directory: pathlib.Path, params: Any, step: int = STEP) -> None:
+  """Writes `params` as the Orbax checkpoint `directory`/<step>/state holding {'params': params}, synchronously."""
   options = ocp.CheckpointManagerOptions(create=True, enable_async_checkpointing=False)
   with ocp.CheckpointManager(directory, options=options,
                              item_handlers={"state": ocp.StandardCheckpointHandler()}) as manager:
     state = {"params": jax.tree.map(jnp.asarray, params)}
-    manager.save(STEP, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))
+    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))
     manager.wait_until_finished()

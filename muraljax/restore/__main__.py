@@ -115,7 +115,7 @@ def run(argv: list[str]) -> str:
   photo = io.read_photograph(args.image)
   loaded = api.load(args.checkpoint, model=args.model, tile=args.tile, overlap=args.overlap, batch=args.batch,
                     samples=args.samples, seed=args.seed, damage_type=args.damage_type, enhance=args.enhance,
-                    log=_log)
+                    log=_log, progress=True)
   model, settings = loaded.model, loaded.settings
   restorer = loaded.restorer(*photo.pixels.shape[:2])
   for note in (*model.notes, *photo.notes):

@@ -33,11 +33,12 @@ class MuralRestorer:
   settings: Settings
   shipped: bool
   log: Callable[[str], None] = lambda message: None
+  progress: bool = False
   _predictors: dict[tuple, TilePredictor] = dataclasses.field(default_factory=dict, repr=False)
 
   def restorer(self, height: int, width: int) -> Restorer:
     """The tiled restoration of one height x width image, sharing compiled models with every other call."""
-    return Restorer(self.model, self.settings, height, width, self.log, self._predictors)
+    return Restorer(self.model, self.settings, height, width, self.log, self._predictors, self.progress)
 
   def restore_result(self, image: np.ndarray, mask: np.ndarray) -> Result:
     """`restore` with its statistics and notes (a `Result`)."""
@@ -51,18 +52,20 @@ class MuralRestorer:
 
 def load(name_or_path: str | None = None, *, model: str | None = None, tile: int = 256, overlap: int = 32,
          batch: int = 4, samples: int | None = None, seed: int = 0, damage_type: str = "unknown",
-         enhance: bool = False, log: Callable[[str], None] = lambda message: None) -> MuralRestorer:
+         enhance: bool = False, log: Callable[[str], None] = lambda message: None,
+         progress: bool = False) -> MuralRestorer:
   """The model to restore with: a shipped model's name (`shipped.names()`), a training run's path, or None for
   the default shipped model (`shipped.DEFAULT`). A shipped model whose files do not match its SHA256SUMS is
   refused. `model` names the family the checkpoint must hold; the other arguments are the command line's options
-  of the same names (samples default: DEFAULT_SAMPLES for diffumural, else 1). Raises RestoreError (a ValueError) with one
+  of the same names (samples default: DEFAULT_SAMPLES for diffumural, else 1); `log` receives progress notes
+  (compilation, time estimates) and `progress` draws a progress bar on stderr. Raises RestoreError (a ValueError) with one
   sentence for anything that cannot be used."""
   path, is_shipped = shipped.resolve(name_or_path)
   trained = load_model(path, model)
   samples = samples or (DEFAULT_SAMPLES if trained.sampled else 1)
   settings = Settings(tile, overlap, batch, samples, seed, enhance, damage_type)
   settings.check(trained)
-  return MuralRestorer(trained, settings, is_shipped, log)
+  return MuralRestorer(trained, settings, is_shipped, log, progress)
 
 
 def _check_arrays(image: np.ndarray, mask: np.ndarray) -> None:

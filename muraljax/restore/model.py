@@ -1,5 +1,6 @@
-"""A trained model for restoration: rebuilt from its run's config.json, params from its Orbax checkpoint, and
-wrapped as a function of fixed-size tile batches (`muraljax.restore.tiling.TileFn`).
+"""A trained model for restoration: rebuilt from its run's config.json, params from its Orbax checkpoint (the EMA
+params when the run kept them, as its evaluation used), and wrapped as a function of fixed-size tile batches
+(`muraljax.restore.tiling.TileFn`).
 
 A run trained before muraljax gained a config field has no such field in its config.json. The shared sections
 (trainer, optimizer, mesh, init_from, data), which do not define the architecture, get the current defaults for
@@ -141,7 +142,7 @@ def load_model(checkpoint: str, name: str | None = None) -> TrainedModel:
                        "trained it.") from None
   target = jax.eval_shape(task.init, jax.random.PRNGKey(0), _example(config))
   try:
-    params = init_from.restore_params(str(step_dir), target)
+    params = init_from.restore_params(str(step_dir), target, prefer_ema=True)
   except init_from.InitFromError as error:
     found = re.search(r"\((\d+) differences: (.*)\); ", str(error))
     differences = f"{found.group(1)} differences, e.g. {'; '.join(found.group(2).split('; ')[:3])}" if found else error

@@ -78,10 +78,11 @@ class Restorer:
   """Restores one height x width photograph with `model`; the model is compiled on first use."""
 
   def __init__(self, model: TrainedModel, settings: Settings, height: int, width: int, log: Log,
-               predictors: dict[tuple, TilePredictor] | None = None):
-    """`predictors`: compiled models to share with other Restorers of `model` (keyed by batch and tile shape)."""
+               predictors: dict[tuple, TilePredictor] | None = None, progress: bool = True):
+    """`predictors`: compiled models to share with other Restorers of `model` (keyed by batch and tile shape);
+    `progress`: draw a progress bar on stderr."""
     settings.check(model)
-    self.model, self.settings, self.log = model, settings, log
+    self.model, self.settings, self.log, self.progress = model, settings, log, progress
     self.tiling = make_tiling(height, width, settings.tile, settings.overlap)
     self._predictors = {} if predictors is None else predictors
     self.compute_seconds = 0.0
@@ -117,7 +118,8 @@ class Restorer:
     label = f"sample {sample + 1}/{self.settings.samples}" if self.model.sampled else "tiles"
     started = time.perf_counter()
     fn = self.predictor.tile_fn(self.settings.seed, sample)
-    output = run_tiles(fn, inputs, self.tiling, indices, self.batch, ProgressBar(len(indices), label), on_batch)
+    progress = ProgressBar(len(indices), label) if self.progress else None
+    output = run_tiles(fn, inputs, self.tiling, indices, self.batch, progress, on_batch)
     self.compute_seconds += time.perf_counter() - started
     return output
 

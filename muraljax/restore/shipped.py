@@ -3,11 +3,22 @@
 Each is an ordinary run folder (config.json + checkpoints/<step>/state, params only) with a MODEL_CARD.md (data,
 masks, steps, hardware, metrics) and SHA256SUMS (`sha256sum` format: '<hex>  <relative path>' per file). Before a
 shipped model is used, every file of its folder is checked against SHA256SUMS: a changed, missing or unlisted
-file is refused. `write_sums` writes SHA256SUMS when a model is added (see MODEL_CARD.md for the command).
+file is refused.
+
+A trained run becomes a shipped model with
+
+    python -m muraljax.restore.shipped RUN NAME --card CARD.md
+
+which writes muraljax/weights/NAME: the run's config.json, its latest params (EMA when kept) as a params-only
+checkpoint at the same step, CARD.md as MODEL_CARD.md with the files' SHA-256 digests appended, and SHA256SUMS.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import shutil
+import sys
 from pathlib import Path
 
 from muraljax.restore.errors import RestoreError
@@ -64,3 +75,45 @@ def verify(folder: str | Path) -> None:
   if problems:
     raise RestoreError(f"The shipped model {folder.name!r} does not match its model card ({'; '.join(problems)}); "
                        "reinstall muraljax to get the published weights.")
+
+
+def ship(run: str, name: str, card: str, weights: Path = WEIGHTS) -> Path:
+  """Writes the shipped model `weights`/`name` from the training run `run` and the model card text `card`."""
+  from muraljax.port.writing import write_params_checkpoint  # pylint: disable=g-import-not-at-top
+  from muraljax.restore.model import load_model  # pylint: disable=g-import-not-at-top
+
+  model = load_model(run)
+  folder = weights / name
+  if folder.exists():
+    raise RestoreError(f"{folder} exists already; remove it or choose another name.")
+  try:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    write_params_checkpoint(folder / "checkpoints", model.params, int(model.step_dir.name))
+    digests = "".join(f"| `{file}` | `{sha256_file(folder / file)}` |\n" for file in _files(folder))
+    (folder / CARD_FILE).write_text(f"{card.rstrip()}\n\n## Files (SHA-256)\n\n| file | sha256 |\n|---|---|\n"
+                                    f"{digests}")
+    write_sums(folder)
+  except BaseException:
+    shutil.rmtree(folder, ignore_errors=True)
+    raise
+  return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+  p = argparse.ArgumentParser(prog="python -m muraljax.restore.shipped", description="Ship a trained run as a model "
+                              "inside the package (muraljax/weights/NAME).")
+  p.add_argument("run", help="the training workdir")
+  p.add_argument("name", help="the shipped model's name")
+  p.add_argument("--card", required=True, help="the model card (Markdown) to ship with it")
+  args = p.parse_args(argv)
+  try:
+    print(ship(args.run, args.name, Path(args.card).read_text()))
+  except RestoreError as error:
+    print(f"Error: {error}", file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

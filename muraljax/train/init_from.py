@@ -54,8 +54,9 @@ def _mismatches(saved: Any, target: Any) -> list[str]:
   return problems
 
 
-def restore_params(checkpoint: str, target: Any) -> Any:
-  """The params of `checkpoint`, restored with the shapes, dtypes and shardings of the pytree `target`.
+def restore_params(checkpoint: str, target: Any, prefer_ema: bool = False) -> Any:
+  """The params of `checkpoint`, restored with the shapes, dtypes and shardings of the pytree `target`; with
+  `prefer_ema`, its EMA params when it has them (what the trainer evaluates).
 
   Raises InitFromError listing every mismatched key when the saved params do not have exactly `target`'s keys
   and shapes.
@@ -63,19 +64,21 @@ def restore_params(checkpoint: str, target: Any) -> Any:
   directory = state_item_dir(checkpoint)
   handler = ocp.PyTreeCheckpointHandler()
   try:
-    saved = handler.metadata(directory).tree.get("params", {})
+    items = handler.metadata(directory).tree
+    item = "ema_params" if prefer_ema and "ema_params" in items else "params"
+    saved = items.get(item, {})
     problems = _mismatches(saved, target)
     if problems:
       raise InitFromError(f"The params in {directory.parent} do not fit the model ({len(problems)} differences: "
                           f"{'; '.join(problems)}); init from a checkpoint of the same architecture or fix "
                           "init_from.into.")
-    abstract = {"params": jax.tree.map(
+    abstract = {item: jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)), target)}
     restored = handler.restore(directory, args=ocp.args.PyTreeRestore(
         item=abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract), partial_restore=True))
   finally:
     handler.close()
-  return restored["params"]
+  return restored[item]
 
 
 def initialise(state: TrainState, config: ml_collections.ConfigDict) -> TrainState:
