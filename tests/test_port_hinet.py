@@ -55,7 +55,8 @@ def test_official_variant_matches_pytorch(tmp_path, release, fixture, reference_
   conversion = port.convert_with_report(port.read_checkpoint(path).tensors, "hinet")
   path.unlink()  # hundreds of MB
 
-  assert conversion.report["architecture"] == dict(in_chn=3, depth=5, relu_slope=0.2, **fields)
+  assert conversion.report["architecture"] == dict(in_chn=3, depth=5, relu_slope=0.2, mask_input=False, prefill="none",
+                                                  prefill_sweeps=16, **fields)
   assert {t["torch"]: tuple(t["torch_shape"]) for t in conversion.report["tensors"]} == official
   image = np.random.default_rng(0).uniform(size=(1, 32, 32, 3)).astype(np.float32)
   assert max(max_differences(reference, conversion.params, image, **fields)) <= TOLERANCE
@@ -98,7 +99,8 @@ def test_config_mismatch_lists_every_difference_and_partial_port_fills_them(tmp_
   error = capsys.readouterr().err
   missing = [f"down_path_{s}.{i}.norm.{leaf}" for s in (1, 2) for i in (0, 1) for leaf in ("weight", "bias")]
   assert "8 missing" in error and all(name in error for name in missing)
-  assert "looks like HINet(in_chn=3, wf=8, depth=3, relu_slope=0.2, hin_levels=(2,))" in error
+  assert ("looks like HINet(in_chn=3, wf=8, depth=3, relu_slope=0.2, hin_levels=(2,), mask_input=False, "
+          "prefill='none', prefill_sweeps=16)") in error
   assert not (tmp_path / "strict").exists()
 
   assert cli.main([*args, "--out", str(tmp_path / "partial"), "--allow-partial"]) == 0

@@ -50,6 +50,7 @@ class TrainedModel:
   step_dir: Path
   sha256: str
   notes: tuple[str, ...] = ()
+  weights: str = "params"  # the checkpoint item the params came from: 'params' or 'ema_params' 
 
   @property
   def blind(self) -> bool:
@@ -143,12 +144,13 @@ def load_model(checkpoint: str, name: str | None = None) -> TrainedModel:
   target = jax.eval_shape(task.init, jax.random.PRNGKey(0), _example(config))
   try:
     params = init_from.restore_params(str(step_dir), target, prefer_ema=True)
+    weights = "ema_params" if "ema_params" in init_from.saved_items(str(step_dir)) else "params"
   except init_from.InitFromError as error:
     found = re.search(r"\((\d+) differences: (.*)\); ", str(error))
     differences = f"{found.group(1)} differences, e.g. {'; '.join(found.group(2).split('; ')[:3])}" if found else error
     raise RestoreError(f"The checkpoint {str(step_dir)!r} does not hold the {trained_as} model its config.json "
                        f"describes ({differences}); pass the workdir of the run that trained it.") from None
-  return TrainedModel(trained_as, config, task, params, step_dir, sha256_folder(step_dir / "state"), notes)
+  return TrainedModel(trained_as, config, task, params, step_dir, sha256_folder(step_dir / "state"), notes, weights)
 
 
 def untrained_model(config: ml_collections.ConfigDict) -> TrainedModel:

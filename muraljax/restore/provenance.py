@@ -25,6 +25,8 @@ PACKAGES = ("jax", "jaxlib", "flax", "orbax-checkpoint", "numpy", "pillow", "sci
 CHECKPOINT_HASH = ("SHA-256 over checkpoints/<step>/state: per file in sorted relative-path order, "
                    "'path\\0<file sha256>\\n'")
 
+_WEIGHTS = {"params": "params (the checkpoint's weights; it holds no EMA)",
+            "ema_params": "ema_params (the exponential moving average of the trained weights, as evaluated)"}
 
 def now() -> str:
   """The current UTC time, ISO 8601 with seconds."""
@@ -91,7 +93,7 @@ def record(*, command: list[str], started: str, seconds: float, photo: io.Photog
       "mask": {"source": mask.source, "statistics": mask_statistics(mask.damaged)},
       "model": {"name": model.name, "checkpoint": str(model.step_dir), "step": int(model.step_dir.name),
                 "checkpoint_sha256": model.sha256, "checkpoint_hash": CHECKPOINT_HASH,
-                "weights": "params (the trained weights; EMA weights are not read)", "num_params": model.num_params,
+                "weights": _WEIGHTS[model.weights], "num_params": model.num_params,
                 "config": model.config.to_dict()},
       "restoration": {"mode": "enhance" if settings.enhance else "inpaint", "seed": settings.seed,
                       "samples": settings.samples, "tile": settings.tile, "overlap": settings.overlap,

@@ -54,6 +54,15 @@ def _mismatches(saved: Any, target: Any) -> list[str]:
   return problems
 
 
+def saved_items(checkpoint: str) -> set[str]:
+  """The top-level items of the checkpoint's state ('params', 'ema_params', 'opt_state', ...)."""
+  handler = ocp.PyTreeCheckpointHandler()
+  try:
+    return set(handler.metadata(state_item_dir(checkpoint)).tree)
+  finally:
+    handler.close()
+
+
 def restore_params(checkpoint: str, target: Any, prefer_ema: bool = False) -> Any:
   """The params of `checkpoint`, restored with the shapes, dtypes and shardings of the pytree `target`; with
   `prefer_ema`, its EMA params when it has them (what the trainer evaluates).
