@@ -9,8 +9,9 @@ A trained run becomes a shipped model with
 
     python -m muraljax.restore.shipped RUN NAME --card CARD.md
 
-which writes muraljax/weights/NAME: the run's config.json, its latest params (EMA when kept) as a params-only
-checkpoint at the same step, CARD.md as MODEL_CARD.md with the files' SHA-256 digests appended, and SHA256SUMS.
+which writes muraljax/weights/NAME: the run's config.json (its local data paths cut to their last
+`_PATH_PARTS` components), its latest params (EMA when kept) as a params-only checkpoint at the same step, CARD.md
+as MODEL_CARD.md with the files' SHA-256 digests appended, and SHA256SUMS.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT = "inpaint-small"
 SUMS_FILE = "SHA256SUMS"
 CARD_FILE = "MODEL_CARD.md"
+_PATH_FIELDS = ("data.folder", "data.data_dir", "data.degradation.mask_folder", "init_from.checkpoint")
+_PATH_PARTS = 3
 
 
 def names() -> list[str]:
@@ -88,7 +91,7 @@ def ship(run: str, name: str, card: str, weights: Path = WEIGHTS) -> Path:
     raise RestoreError(f"{folder} exists already; remove it or choose another name.")
   try:
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    (folder / "config.json").write_text(json.dumps(_portable(model.config.to_dict()), indent=2) + "\n")
     write_params_checkpoint(folder / "checkpoints", model.params, int(model.step_dir.name))
     digests = "".join(f"| `{file}` | `{sha256_file(folder / file)}` |\n" for file in _files(folder))
     (folder / CARD_FILE).write_text(f"{card.rstrip()}\n\n## Files (SHA-256)\n\n| file | sha256 |\n|---|---|\n"
@@ -98,6 +101,19 @@ def ship(run: str, name: str, card: str, weights: Path = WEIGHTS) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     raise
   return folder
+
+
+def _portable(config: dict) -> dict:
+  """`config` with the paths of `_PATH_FIELDS` cut to their last `_PATH_PARTS` components (no training machine's
+  folders in the package)."""
+  for dotted in _PATH_FIELDS:
+    *sections, key = dotted.split(".")
+    section = config
+    for name in sections:
+      section = section.get(name, {})
+    if section.get(key):
+      section[key] = "/".join(Path(section[key]).parts[-_PATH_PARTS:])
+  return config
 
 
 def main(argv: list[str] | None = None) -> int:
