@@ -32,7 +32,7 @@ def workdir(tmp_path_factory):
 
 def test_cli_writes_json_markdown_and_the_case_sheet(workdir, tmp_path):
   command = [sys.executable, "-m", "muraljax.evaluate", f"--checkpoint={workdir}", f"--output_dir={tmp_path}",
-             "--conditions=clean,gn16,jpeg30"]
+             "--conditions=clean,gn16,jpeg30", "--anchors"]
   finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert finished.returncode == 0, finished.stderr[-3000:]
@@ -50,6 +50,11 @@ def test_cli_writes_json_markdown_and_the_case_sheet(workdir, tmp_path):
   with Image.open(tmp_path / "cases.png") as sheet:  # 3 rows x 4 columns of 256 px cells, 2 px borders
     assert sheet.size == (4 * 256 + 5 * 2, 3 * 256 + 4 * 2)
   assert report in finished.stdout
+  anchors = (tmp_path / "anchors.md").read_text()  # --anchors: the model beside classical inpainting, one table
+  rows = [line.split(" | ")[0].lstrip("| ") for line in anchors.split("\n\n")[1].splitlines()[2:]]
+  assert rows == ["damaged input", "OpenCV Telea (r=5)", "OpenCV Navier-Stokes (r=5)", "scikit-image biharmonic",
+                  "muraljax harmonic prefill", f"muraljax {workdir}"]
+  assert set(json.loads((tmp_path / "anchors.json").read_text())) == set(rows)
 
 
 def test_per_image_metrics_agree_with_scikit_image(workdir, tmp_path):

@@ -23,7 +23,7 @@ from PIL import Image
 from muraljax.data.degrade import DAMAGE_TYPES
 from muraljax.evaluate.images import save_png, to_uint8
 from muraljax.restore import api, damage_detection, figures, io, masks, provenance, shipped
-from muraljax.restore.errors import RestoreError
+from muraljax.restore.errors import RestoreError, exit_status
 from muraljax.restore.model import MODELS, TrainedModel
 from muraljax.restore.restoration import Restorer, Result
 
@@ -142,12 +142,7 @@ def run(argv: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-  try:
-    run(sys.argv[1:] if argv is None else argv)
-  except RestoreError as error:
-    print(f"Error: {error}", file=sys.stderr)
-    return 2
-  return 0
+  return exit_status(lambda: run(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from muraljax.data.murals import generate_mural
 from muraljax.evaluate.images import save_png, to_uint8
 from muraljax.evaluate.metrics import psnr
 from muraljax.restore.__main__ import main as restore_main
-from muraljax.restore.errors import RestoreError
+from muraljax.restore.errors import RestoreError, exit_status
 from muraljax.restore.model import read_run
 from muraljax.train import loop
 
@@ -96,12 +96,7 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--width", type=int, default=1024)
   p.add_argument("--seed", type=int, default=2024, help="which mural is painted and how it is damaged")
   args = p.parse_args(sys.argv[1:] if argv is None else argv)
-  try:
-    run(args.out, args.checkpoint, args.steps, args.height, args.width, args.seed)
-  except RestoreError as error:
-    print(f"Error: {error}", file=sys.stderr)
-    return 2
-  return 0
+  return exit_status(lambda: run(args.out, args.checkpoint, args.steps, args.height, args.width, args.seed))
 
 
 if __name__ == "__main__":

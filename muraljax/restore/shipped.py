@@ -22,7 +22,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from muraljax.restore.errors import RestoreError
+from muraljax.restore.errors import RestoreError, exit_status
 from muraljax.restore.io import sha256_file
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
@@ -123,12 +123,7 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("name", help="the shipped model's name")
   p.add_argument("--card", required=True, help="the model card (Markdown) to ship with it")
   args = p.parse_args(argv)
-  try:
-    print(ship(args.run, args.name, Path(args.card).read_text()))
-  except RestoreError as error:
-    print(f"Error: {error}", file=sys.stderr)
-    return 2
-  return 0
+  return exit_status(lambda: print(ship(args.run, args.name, Path(args.card).read_text())))
 
 
 if __name__ == "__main__":
