@@ -13,8 +13,11 @@ import socket
 import sys
 import time
 
+import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from muraljax import config as config_lib
 
 config_flags.DEFINE_config_file("config", None, "Training config: path/to/config.py[:variant].", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and images; re-running resumes from it.")
@@ -88,6 +91,23 @@ def _quiet_library_logs() -> None:
   logging.get_absl_handler().addFilter(keep)
 
 
+def _loaded_config():
+  """--config, loaded; a file that cannot be loaded stops here, with one sentence, before anything is written."""
+  config = flags.FLAGS.config
+  if isinstance(config, ml_collections.ConfigDict):
+    return config
+  # config_flags stands in an object that raises on use for a config file that failed to load; our own loader
+  # says why in one sentence.
+  spec = config_flags.get_config_filename(flags.FLAGS["config"])
+  try:
+    config_lib.load(spec)
+  except ValueError as error:  # names the spec and the fix
+    sys.exit(f"Error: --config {error}")
+  except Exception as error:  # pylint: disable=broad-except  # whatever else the config file raised
+    sys.exit(f"Error: --config {spec} cannot be loaded ({type(error).__name__}: {error}); fix the file.")
+  sys.exit(f"Error: --config {spec} cannot be loaded; check that it defines get_config().")
+
+
 def main(argv: list[str]) -> None:
   del argv
   _quiet_library_logs()
@@ -98,7 +118,7 @@ def main(argv: list[str]) -> None:
 
   from muraljax.train import aot  # pylint: disable=g-import-not-at-top
 
-  config = flags.FLAGS.config
+  config = _loaded_config()
   if not (flags.FLAGS.workdir or flags.FLAGS.compile_only):
     sys.exit("Error: --workdir is required: the directory for checkpoints and logs (or pass --compile_only).")
   logging.info("Config:\n%s", config)

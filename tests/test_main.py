@@ -73,3 +73,26 @@ def test_a_model_setting_out_of_range_is_reported(tmp_path):
              "--config.model.scale=3"]
   result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert_one_sentence_error(result, "Error:", "3")
+
+
+def test_a_config_file_that_cannot_be_loaded_stops_before_anything_is_written(tmp_path):
+  (tmp_path / "run").mkdir()
+  (tmp_path / "run" / "config.json").write_text('{"task": "hinet"}')
+  for workdir in (tmp_path / "run", tmp_path / "new"):
+    result = subprocess.run([sys.executable, "-m", "muraljax.main", "--config", "configs/nope.py:smoke",
+                             f"--workdir={workdir}"], cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert_one_sentence_error(result, "Error: --config configs/nope.py:smoke", "is not a file")
+  assert (tmp_path / "run" / "config.json").read_text() == '{"task": "hinet"}'
+  assert not (tmp_path / "new").exists()
+
+
+def test_no_eval_images_trains_and_saves_and_another_architecture_cannot_resume(tmp_path):
+  result = train(tmp_path, "--config.data.eval_images=0")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["2", "4"]
+  assert not (tmp_path / "images").exists()
+  stored = (tmp_path / "config.json").read_text()
+  result = train(tmp_path, "--config.data.eval_images=0", "--config.model.wf=8", "--config.train.num_steps=6")
+  assert_one_sentence_error(result, "holds checkpoints of another model", "model.wf: 4 -> 8", "new --workdir")
+  assert (tmp_path / "config.json").read_text() == stored

@@ -101,6 +101,42 @@ class _MetricLog:
     self.sums, self.count = {}, 0
 
 
+ARCHITECTURE_SECTIONS = ("task", "model")  # the config sections a checkpoint's params depend on
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+  if isinstance(value, dict):
+    return {k: v for key, item in value.items() for k, v in _flatten(item, f"{prefix}{key}.").items()}
+  return {prefix.rstrip("."): value}
+
+
+def check_same_architecture(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError when `workdir` holds checkpoints of a run whose config.json describes another model than
+  `config` (resuming would fail inside Orbax, after the record had been overwritten), naming the fields."""
+  stored_path = os.path.join(workdir, "config.json")
+  checkpoints = os.path.join(workdir, "checkpoints")
+  if not (os.path.isfile(stored_path) and os.path.isdir(checkpoints) and
+          any(name.isdigit() for name in os.listdir(checkpoints))):
+    return
+  try:
+    with open(stored_path) as f:
+      stored = json.load(f)
+  except (OSError, json.JSONDecodeError):
+    return  # an unreadable record is rewritten; the checkpoint restore then checks the shapes itself
+  new = json.loads(config.to_json_best_effort())
+  differences = []
+  for section in ARCHITECTURE_SECTIONS:
+    before, after = _flatten(stored.get(section), f"{section}."), _flatten(new.get(section), f"{section}.")
+    # Fields only one side has (added to muraljax since the run started) keep the old behaviour by default.
+    differences += [f"{key}: {before[key]!r} -> {after[key]!r}"
+                    for key in sorted(before.keys() & after.keys()) if before[key] != after[key]]
+  if differences:
+    raise ValueError(f"{workdir} holds checkpoints of another model than this config describes "
+                     f"({'; '.join(differences)}); resume with the run's own settings, or train the new model in a "
+                     f"new --workdir (add --config.init_from.checkpoint={workdir} to start from its params where "
+                     "they fit).")
+
+
 def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int | None = None) -> TrainState:
   """Trains `config.task` until `config.train.num_steps`, resuming from `workdir` if it has checkpoints.
 
@@ -108,10 +144,15 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
   Returns the final train state.
   """
   os.makedirs(workdir, exist_ok=True)
+  config_text = config.to_json_best_effort(indent=2)  # before anything is written: a bad config changes nothing
+  check_same_architecture(workdir, config)
   if jax.process_index() == 0:
     # The run's full config, so tools (evaluation, restoration) can rebuild the model from the workdir alone.
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2))
+    # Written to a temporary file and renamed, so an interruption never leaves a truncated record.
+    path = os.path.join(workdir, "config.json")
+    with open(path + ".tmp", "w") as f:
+      f.write(config_text)
+    os.replace(path + ".tmp", path)
   train_cfg = config.train
   mesh = sharding.make_mesh(config.mesh)
   sharding.check_batch_size(train_cfg.batch_size, mesh)
@@ -120,7 +161,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
   loader = pipeline.train_loader(config.data, global_batch_size=train_cfg.batch_size, seed=config.seed)
   data_iterator = iter(loader)
   eval_batches = []
-  if train_cfg.eval_every:
+  if train_cfg.eval_every and not config.data.eval_images:
+    logging.info("data.eval_images is 0: no evaluation (train.eval_every=%d is ignored).", train_cfg.eval_every)
+  elif train_cfg.eval_every:
     replicated = sharding.replicated(mesh)
     eval_batches = [
         {k: jax.make_array_from_process_local_data(replicated, v) for k, v in batch.items()}
@@ -208,12 +251,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
         log.flush_means(step, {"perf/images_per_sec": images_per_sec} | throughput.utilisation(
             flops, images_per_sec / train_cfg.batch_size, jax.devices()[0].device_kind))
         last_log = (step, time.perf_counter())
-      if train_cfg.eval_every and (step % train_cfg.eval_every == 0 or step == train_cfg.num_steps):
+      # The checkpoint first: a failure in evaluation or image writing must not cost the step's save.
+      checkpointer.save(step, state, data_iterator, force=stop)
+      if eval_batches and (step % train_cfg.eval_every == 0 or step == train_cfg.num_steps):
         run_eval(step)
       if stop:
-        checkpointer.save(step, state, data_iterator, force=True)
         break
-      checkpointer.save(step, state, data_iterator)
       batch = sharding.global_batch(next(data_iterator), mesh)
   finally:
     preemption.restore_handler()
