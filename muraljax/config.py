@@ -82,6 +82,31 @@ def init_from_config() -> ml_collections.ConfigDict:
   return c
 
 
+_AT_LEAST_1, _AT_LEAST_0 = (lambda v: v >= 1, ">= 1"), (lambda v: v >= 0, ">= 0")
+_POSITIVE, _FRACTION = (lambda v: v > 0, "> 0"), (lambda v: 0 <= v < 1, "in [0, 1)")
+# The shared numeric fields and the ranges `check_ranges` enforces.
+_RANGES = {
+    "seed": (lambda v: 0 <= v < 2**32, "in [0, 2^32)"),
+    "train.batch_size": _AT_LEAST_1, "train.num_steps": _AT_LEAST_1, "train.log_every": _AT_LEAST_1,
+    "train.eval_every": _AT_LEAST_0, "train.checkpoint_every": _AT_LEAST_1, "train.max_to_keep": _AT_LEAST_1,
+    "train.eval_batch_size": _AT_LEAST_1, "train.grid_images": _AT_LEAST_0, "train.ema_decay": _FRACTION,
+    "optimizer.learning_rate": _POSITIVE, "optimizer.warmup_steps": _AT_LEAST_0,
+    "optimizer.end_learning_rate": _AT_LEAST_0, "optimizer.b1": _FRACTION, "optimizer.b2": _FRACTION,
+    "optimizer.eps": _POSITIVE, "optimizer.weight_decay": _AT_LEAST_0, "optimizer.grad_clip_norm": _AT_LEAST_0,
+}
+
+
+def check_ranges(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the first shared numeric field (seed, trainer, optimizer) outside its range; the
+  trainer runs it before anything is compiled or written."""
+  for dotted, (valid, allowed) in _RANGES.items():
+    value = config
+    for key in dotted.split("."):
+      value = value[key]
+    if not valid(value):
+      raise ValueError(f"{dotted}={value} is out of range: it must be {allowed}.")
+
+
 def base_config(task: str) -> ml_collections.ConfigDict:
   """The shared sections; the caller adds `model` and `data` and adjusts values."""
   c = ml_collections.ConfigDict()

@@ -38,3 +38,21 @@ def test_a_bad_override_is_refused_and_changes_nothing(assignment, message):
   with pytest.raises(ValueError, match=message):
     config_lib.set_field(config, assignment)
   assert config.to_dict() == before
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("train.num_steps=-5", r"train.num_steps=-5 is out of range: it must be >= 1"),
+    ("train.checkpoint_every=0", r"train.checkpoint_every=0 .* >= 1"),
+    ("train.log_every=0", r"train.log_every=0 .* >= 1"),
+    ("train.ema_decay=1.0", r"train.ema_decay=1.0 .* in \[0, 1\)"),
+    ("optimizer.learning_rate=0.0", r"optimizer.learning_rate=0.0 .* > 0"),
+    ("seed=-1", r"seed=-1 .* in \[0, 2\^32\)"),
+])
+def test_numeric_fields_out_of_range_stop_training_before_anything_is_written(tmp_path, assignment, message):
+  from muraljax.train import loop  # pylint: disable=g-import-not-at-top
+
+  config = config_lib.load(REPO / "configs" / "hinet.py:smoke", [assignment])
+  with pytest.raises(ValueError, match=message):
+    loop.run(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
+  config_lib.check_ranges(config_lib.load(REPO / "configs" / "diffumural.py:paper"))  # the shipped configs pass

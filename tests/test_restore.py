@@ -505,6 +505,24 @@ def test_a_run_older_than_a_shared_config_field_restores_with_a_note(hinet_run, 
   assert record["model"]["config"]["train"]["compute_dtype"] == "float32"
 
 
+@pytest.mark.parametrize("damage", ["truncate the largest data file", "delete the manifest"])
+def test_a_damaged_checkpoint_stops_with_one_sentence(hinet_run, wall, tmp_path, capsys, damage):
+  run = tmp_path / "run"
+  shutil.copytree(hinet_run, run)
+  state = run / "checkpoints" / "2" / "state"
+  if damage.startswith("truncate"):
+    largest = max((p for p in state.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    largest.write_bytes(largest.read_bytes()[:100])
+  else:
+    (state / "manifest.ocdbt").unlink()
+  image_path, mask_path, _ = wall
+  status, err = restore(capsys, "--checkpoint", run, "--image", image_path, "--mask", mask_path, "--out",
+                        tmp_path / "out", *SMALL)
+  assert status == 2 and "Traceback" not in err
+  assert "is damaged or incomplete: pass an intact step folder" in err.strip().splitlines()[-1]
+  assert not (tmp_path / "out").exists()
+
+
 def test_the_module_entry_point_reports_errors_without_a_traceback(wall, tmp_path):
   image_path, mask_path, _ = wall
   (tmp_path / "out").mkdir()

@@ -150,6 +150,9 @@ def load_model(checkpoint: str, name: str | None = None) -> TrainedModel:
     differences = f"{found.group(1)} differences, e.g. {'; '.join(found.group(2).split('; ')[:3])}" if found else error
     raise RestoreError(f"The checkpoint {str(step_dir)!r} does not hold the {trained_as} model its config.json "
                        f"describes ({differences}); pass the workdir of the run that trained it.") from None
+  except Exception as error:  # pylint: disable=broad-except  # any reader failure means a damaged checkpoint
+    raise RestoreError(f"The checkpoint {str(step_dir)!r} cannot be read ({type(error).__name__}); it is damaged or "
+                       "incomplete: pass an intact step folder (checkpoints/<step>) or copy the run again.") from None
   return TrainedModel(trained_as, config, task, params, step_dir, sha256_folder(step_dir / "state"), notes, weights)
 
 

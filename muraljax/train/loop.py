@@ -22,6 +22,7 @@ import optax
 from absl import logging
 from clu import metric_writers, periodic_actions
 
+from muraljax import config as config_lib
 from muraljax import tasks
 from muraljax.data import pipeline
 from muraljax.evaluate.images import image_grid, save_png
@@ -143,8 +144,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
   `stop_after_step` ends the run early with a checkpoint at that step, exactly as a preemption would.
   Returns the final train state.
   """
-  os.makedirs(workdir, exist_ok=True)
+  config_lib.check_ranges(config)
   config_text = config.to_json_best_effort(indent=2)  # before anything is written: a bad config changes nothing
+  os.makedirs(workdir, exist_ok=True)
   check_same_architecture(workdir, config)
   if jax.process_index() == 0:
     # The run's full config, so tools (evaluation, restoration) can rebuild the model from the workdir alone.
