@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging as pylogging
 import os
+import re
 import socket
 import sys
 import time
@@ -79,7 +80,13 @@ def _parse_flags(argv: list[str]) -> list[str]:
   try:
     return flags.FLAGS(argv)
   except (AttributeError, KeyError, TypeError, ValueError, flags.Error) as e:
-    message = str(e).strip().strip("'\"").replace("\\n", " ").replace("\n", " ")
+    text = str(e).strip()
+    raised_by_config = re.match(r"flag (\S+): Error whilst parsing config file", text)
+    if raised_by_config and "Traceback (most recent call last)" in text:
+      # config_flags embeds the config file's traceback; its last line is the sentence that names the fix.
+      detail = text.splitlines()[-1].partition(": ")[2]
+      raise SystemExit(f"Bad command line: {raised_by_config.group(1)}: {detail}") from None
+    message = text.strip("'\"").replace("\\n", " ").replace("\n", " ")
     raise SystemExit(f"Bad command line: {message}") from None
 
 

@@ -56,3 +56,14 @@ def test_numeric_fields_out_of_range_stop_training_before_anything_is_written(tm
     loop.run(config, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()
   config_lib.check_ranges(config_lib.load(REPO / "configs" / "diffumural.py:paper"))  # the shipped configs pass
+
+
+@pytest.mark.parametrize("where", ["an existing file", "below a file"])
+def test_a_workdir_that_cannot_be_written_is_refused_before_compiling(tmp_path, where):
+  from muraljax.train import loop  # pylint: disable=g-import-not-at-top
+
+  (tmp_path / "file").write_text("x")
+  workdir = tmp_path / "file" if where == "an existing file" else tmp_path / "file" / "run"
+  message = "is a file, not a folder" if where == "an existing file" else "cannot be written"
+  with pytest.raises(ValueError, match=f"--workdir {workdir} {message}"):
+    loop.run(config_lib.load(REPO / "configs" / "hinet.py:smoke"), str(workdir))

@@ -96,3 +96,11 @@ def test_no_eval_images_trains_and_saves_and_another_architecture_cannot_resume(
   result = train(tmp_path, "--config.data.eval_images=0", "--config.model.wf=8", "--config.train.num_steps=6")
   assert_one_sentence_error(result, "holds checkpoints of another model", "model.wf: 4 -> 8", "new --workdir")
   assert (tmp_path / "config.json").read_text() == stored
+
+
+def test_an_unknown_config_variant_is_one_sentence_without_the_traceback(tmp_path):
+  result = subprocess.run([sys.executable, "-m", "muraljax.main", "--config", "configs/hinet.py:bogus",
+                           f"--workdir={tmp_path}"], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert_one_sentence_error(result, "--config=configs/hinet.py:bogus: Unknown hinet config variant 'bogus'")
+  assert "File " not in result.stderr.strip().splitlines()[-1]

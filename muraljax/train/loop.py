@@ -11,6 +11,7 @@ import json
 import math
 import os
 import signal
+import tempfile
 import time
 from typing import Any
 
@@ -111,6 +112,21 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
   return {prefix.rstrip("."): value}
 
 
+def check_writable_folder(workdir: str) -> None:
+  """Creates `workdir` if needed and checks that files can be written in it; raises ValueError otherwise (before
+  anything is compiled)."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise ValueError(f"--workdir {workdir} is a file, not a folder; pass a folder for the run (a new one, or the "
+                     "workdir of a run to resume).")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with tempfile.TemporaryFile(dir=workdir):
+      pass
+  except OSError as error:
+    raise ValueError(f"--workdir {workdir} cannot be written ({error.strerror}); pass a folder you can write "
+                     "to.") from None
+
+
 def check_same_architecture(workdir: str, config: ml_collections.ConfigDict) -> None:
   """Raises ValueError when `workdir` holds checkpoints of a run whose config.json describes another model than
   `config` (resuming would fail inside Orbax, after the record had been overwritten), naming the fields."""
@@ -146,7 +162,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
   """
   config_lib.check_ranges(config)
   config_text = config.to_json_best_effort(indent=2)  # before anything is written: a bad config changes nothing
-  os.makedirs(workdir, exist_ok=True)
+  check_writable_folder(workdir)
   check_same_architecture(workdir, config)
   if jax.process_index() == 0:
     # The run's full config, so tools (evaluation, restoration) can rebuild the model from the workdir alone.
