@@ -12,9 +12,11 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
+import time
 import zlib
 
 import numpy as np
@@ -521,6 +523,24 @@ def test_a_damaged_checkpoint_stops_with_one_sentence(hinet_run, wall, tmp_path,
   assert status == 2 and "Traceback" not in err
   assert "is damaged or incomplete: pass an intact step folder" in err.strip().splitlines()[-1]
   assert not (tmp_path / "out").exists()
+
+
+def test_sigterm_while_restoring_leaves_no_half_written_folder(hinet_run, tmp_path):
+  Image.fromarray(generate_mural(5, 1200, 1200)).save(tmp_path / "wall.png")
+  Image.fromarray(np.full((1200, 1200), 255, np.uint8)).save(tmp_path / "mask.png")
+  command = [sys.executable, "-m", "muraljax.restore", "--checkpoint", str(hinet_run), "--image",
+             str(tmp_path / "wall.png"), "--mask", str(tmp_path / "mask.png"), "--out", str(tmp_path / "out"),
+             "--tile", "16", "--overlap", "0", "--batch", "1"]  # thousands of tiny model calls: time to stop it
+  child = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True,
+                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  deadline = time.monotonic() + 120
+  while not list(tmp_path.glob(".out.partial-*")) and child.poll() is None and time.monotonic() < deadline:
+    time.sleep(0.2)
+  assert child.poll() is None, "the restoration ended before it could be stopped"
+  child.send_signal(signal.SIGTERM)
+  _, err = child.communicate(timeout=120)
+  assert child.returncode == 130 and "Stopped: nothing was written to --out." in err
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.png", "wall.png"]
 
 
 def test_the_module_entry_point_reports_errors_without_a_traceback(wall, tmp_path):

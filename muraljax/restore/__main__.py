@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 
@@ -141,8 +142,20 @@ def run(argv: list[str]) -> str:
   return str(out.path)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+  raise KeyboardInterrupt  # unwinds like Ctrl-C, so the half-written output folder is removed
+
+
 def main(argv: list[str] | None = None) -> int:
-  return exit_status(lambda: run(sys.argv[1:] if argv is None else argv))
+  """Exit status 0, 2 for a mistake (one sentence), 130 when stopped by SIGINT or SIGTERM (nothing written)."""
+  previous = signal.signal(signal.SIGTERM, _interrupt)
+  try:
+    return exit_status(lambda: run(sys.argv[1:] if argv is None else argv))
+  except KeyboardInterrupt:
+    print("Stopped: nothing was written to --out.", file=sys.stderr)
+    return 130
+  finally:
+    signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
