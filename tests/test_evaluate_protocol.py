@@ -57,6 +57,16 @@ def test_cli_writes_json_markdown_and_the_case_sheet(workdir, tmp_path):
   assert set(json.loads((tmp_path / "anchors.json").read_text())) == set(rows)
 
 
+def test_an_output_folder_below_a_file_is_refused_before_evaluating(workdir, tmp_path):
+  (tmp_path / "file").write_text("x")
+  command = [sys.executable, "-m", "muraljax.evaluate", f"--checkpoint={workdir}",
+             f"--output_dir={tmp_path / 'file' / 'out'}"]
+  finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert finished.returncode == 1 and "Traceback" not in finished.stderr
+  assert f"cannot be written ({tmp_path / 'file'} is a file, not a folder)" in finished.stderr.strip().splitlines()[-1]
+
+
 def test_per_image_metrics_agree_with_scikit_image(workdir, tmp_path):
   config = protocol.run_config(workdir / "checkpoints" / "2")
   cases, _ = protocol.load_cases(config.data, max_images=2)

@@ -107,6 +107,14 @@ def test_occupied_output_folder_is_not_overwritten(tmp_path, capsys, tiny_hinet)
   assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
 
 
+def test_an_output_folder_below_a_file_is_refused_before_reading(tmp_path, capsys, tiny_hinet):
+  path = tmp_path / "HINet.pth"
+  torch.save({"params": tiny_hinet}, path)
+  (tmp_path / "file").write_text("x")
+  assert cli.main(["--model", "hinet", "--src", str(path), "--out", str(tmp_path / "file" / "out")]) == 1
+  assert f"cannot be written ({tmp_path / 'file'} is a file, not a folder)" in capsys.readouterr().err
+
+
 def test_non_tensor_entries_are_named():
   with pytest.raises(port.PortError, match=r"non-tensor entries.*epoch \(int\).*name \(str\)"):
     port.convert({"conv_01.weight": np.zeros((4, 3, 3, 3)), "epoch": 3, "name": "x"}, "hinet")

@@ -453,6 +453,15 @@ def test_an_output_path_that_is_a_file_is_refused(hinet_run, wall, tmp_path, cap
   assert (tmp_path / "out").read_text() == "not a folder"
 
 
+def test_an_output_folder_below_a_file_is_refused_before_restoring(hinet_run, wall, tmp_path, capsys):
+  image_path, mask_path, _ = wall
+  (tmp_path / "file").write_text("x")
+  status, err = restore(capsys, "--checkpoint", hinet_run, "--image", image_path, "--mask", mask_path, "--out",
+                        tmp_path / "file" / "out")
+  assert status == 2
+  assert_one_sentence(err, f"cannot be written ({tmp_path / 'file'} is a file, not a folder)")
+
+
 @pytest.fixture(scope="module")
 def other_runs(hinet_run, tmp_path_factory) -> dict[str, pathlib.Path]:
   """Copies of the HINet run whose config.json says something else: a wider HINet, a CAR (which does not

@@ -38,6 +38,7 @@ flags.mark_flag_as_required("checkpoint")
 
 def main(argv: list[str]) -> None:
   del argv
+  from muraljax import paths  # pylint: disable=g-import-not-at-top
   from muraljax.data.errors import DataError  # pylint: disable=g-import-not-at-top
   from muraljax.evaluate import protocol  # pylint: disable=g-import-not-at-top
   from muraljax.train import init_from  # pylint: disable=g-import-not-at-top
@@ -47,6 +48,9 @@ def main(argv: list[str]) -> None:
     step_dir = Path(init_from.state_item_dir(options.checkpoint)).parent
     config = options.config if options.config is not None else protocol.run_config(step_dir)
     output_dir = options.output_dir or os.path.join(step_dir.parent.parent, "evaluation", step_dir.name)
+    reason = paths.unwritable_reason(output_dir)
+    if reason is not None:
+      raise ValueError(f"--output_dir {output_dir} cannot be written ({reason}); choose a folder you can write to.")
     results = protocol.run(config, options.checkpoint, output_dir, data=options.data, data_dir=options.data_dir,
                            max_images=options.max_images, seed=options.seed, conditions=tuple(options.conditions))
   except (DataError, ValueError) as error:

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
+from muraljax import paths
 from muraljax.port.errors import PortError
 
 REPORT_FILE = "port_report.json"
@@ -33,6 +34,9 @@ def check_output_free(out: str | pathlib.Path) -> pathlib.Path:
   path = pathlib.Path(out).absolute()
   if path.exists() and (not path.is_dir() or any(path.iterdir())):
     raise PortError(f"{path} already exists; choose a new --out or delete it first.")
+  reason = paths.unwritable_reason(path)
+  if reason is not None:
+    raise PortError(f"--out {path} cannot be written ({reason}); choose a folder you can write to.")
   return path
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from muraljax import paths
 from muraljax.data.folder import load_image
 from muraljax.restore.errors import RestoreError
 
@@ -134,6 +135,9 @@ class OutputFolder:
       if not overwrite:
         raise RestoreError(f"The output folder {path!r} already exists; pass --overwrite to replace it or choose "
                            "another --out.")
+    reason = paths.unwritable_reason(self.path.parent)
+    if reason is not None:
+      raise RestoreError(f"--out {path!r} cannot be written ({reason}); choose an output folder you can write to.")
     for item in protected:
       if _is_within(Path(item).resolve(), self.path.resolve()):
         raise RestoreError(f"--out {path!r} contains the input {item!r}, which must never be replaced; choose an "

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import signal
-import tempfile
 import time
 from typing import Any
 
@@ -24,7 +23,7 @@ from absl import logging
 from clu import metric_writers, periodic_actions
 
 from muraljax import config as config_lib
-from muraljax import tasks
+from muraljax import paths, tasks
 from muraljax.data import pipeline
 from muraljax.evaluate.images import image_grid, save_png
 from muraljax.train import evaluation, init_from, sharding, throughput
@@ -115,16 +114,11 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def check_writable_folder(workdir: str) -> None:
   """Creates `workdir` if needed and checks that files can be written in it; raises ValueError otherwise (before
   anything is compiled)."""
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise ValueError(f"--workdir {workdir} is a file, not a folder; pass a folder for the run (a new one, or the "
-                     "workdir of a run to resume).")
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    with tempfile.TemporaryFile(dir=workdir):
-      pass
-  except OSError as error:
-    raise ValueError(f"--workdir {workdir} cannot be written ({error.strerror}); pass a folder you can write "
-                     "to.") from None
+  reason = paths.unwritable_reason(workdir)
+  if reason is not None:
+    raise ValueError(f"--workdir {workdir} cannot be written ({reason}); pass a folder you can write to (a new "
+                     "one, or the workdir of a run to resume).")
+  os.makedirs(workdir, exist_ok=True)
 
 
 def check_same_architecture(workdir: str, config: ml_collections.ConfigDict) -> None:
