@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 from conftest import REPO
 
@@ -104,3 +106,20 @@ def test_an_unknown_config_variant_is_one_sentence_without_the_traceback(tmp_pat
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert_one_sentence_error(result, "--config=configs/hinet.py:bogus: Unknown hinet config variant 'bogus'")
   assert "File " not in result.stderr.strip().splitlines()[-1]
+
+
+def test_ctrl_c_saves_a_checkpoint_and_stops_like_sigterm(tmp_path):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  command = [sys.executable, "-m", "muraljax.main", "--config", "configs/hinet.py:smoke", f"--workdir={tmp_path}",
+             *TINY, "--config.train.num_steps=100000", "--config.train.checkpoint_every=100000"]
+  child = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+  for line in child.stderr:
+    if "Compiled the train step" in line:
+      break
+  time.sleep(2)
+  child.send_signal(signal.SIGINT)
+  _, err = child.communicate(timeout=120)
+  assert child.returncode == 0, err[-3000:]
+  assert "SIGINT received: saving a checkpoint" in err
+  steps = [int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()]
+  assert len(steps) == 1 and 0 < steps[0] < 100000

@@ -36,19 +36,25 @@ class TrainingDiverged(RuntimeError):
 
 
 class _Preemption:
-  """Turns SIGTERM into a request to checkpoint and stop at the next step boundary."""
+  """Turns SIGTERM and Ctrl-C (SIGINT) into a request to checkpoint and stop at the next step boundary; a second
+  signal acts at once (the previous handlers are back after the first)."""
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
   def __init__(self):
     self.requested = False
-    self._previous = signal.signal(signal.SIGTERM, self._handle)
+    self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
 
   def _handle(self, signum, frame):
-    del signum, frame
-    logging.warning("SIGTERM received: saving a checkpoint and stopping after this step.")
+    del frame
+    logging.warning("%s received: saving a checkpoint and stopping after this step (send it again to stop at "
+                    "once).", signal.Signals(signum).name)
     self.requested = True
+    self.restore_handler()
 
   def restore_handler(self):
-    signal.signal(signal.SIGTERM, self._previous)
+    for signum, previous in self._previous.items():
+      signal.signal(signum, previous)
 
 
 def example_batch(config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
