@@ -4,6 +4,7 @@ model, missing or extra tensors, an occupied output folder. Also: the wrappers a
 from __future__ import annotations
 
 import pathlib
+import pickle
 
 import numpy as np
 import pytest
@@ -65,6 +66,17 @@ def test_checkpoint_that_needs_arbitrary_unpickling_is_refused_unexecuted(tmp_pa
 
   error = run_cli(tmp_path, capsys, "hinet", path)
   assert "arbitrary" in error and "_touch" in error and "state_dict" in error
+  assert not marker.exists()
+
+
+def test_a_protocol_4_pickle_is_refused_as_unsafe_not_as_truncated(tmp_path, capsys, tiny_hinet):
+  marker = tmp_path / "payload-ran"
+  path = tmp_path / "HINet.pth"
+  with open(path, "wb") as file:  # a plain pickle, not torch's zip format: protocol 4 opcodes
+    pickle.dump({"params": {"conv_01.weight": Payload(marker)}}, file, protocol=4)
+
+  error = run_cli(tmp_path, capsys, "hinet", path)
+  assert "refused as possibly unsafe and was not run" in error and "truncated" not in error
   assert not marker.exists()
 
 

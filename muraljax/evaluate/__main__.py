@@ -45,7 +45,11 @@ def main(argv: list[str]) -> None:
 
   options = flags.FLAGS
   try:
-    step_dir = Path(init_from.state_item_dir(options.checkpoint)).parent
+    try:
+      step_dir = Path(init_from.state_item_dir(options.checkpoint)).parent
+    except init_from.InitFromError:
+      raise ValueError(f"--checkpoint {options.checkpoint} holds no muraljax checkpoint; pass a training workdir, its "
+                       "checkpoints/ folder or one checkpoints/<step> folder.") from None
     config = options.config if options.config is not None else protocol.run_config(step_dir)
     output_dir = options.output_dir or os.path.join(step_dir.parent.parent, "evaluation", step_dir.name)
     reason = paths.unwritable_reason(output_dir)

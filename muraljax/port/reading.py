@@ -14,6 +14,7 @@ import json
 import pathlib
 import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -123,13 +124,19 @@ def _read_torch(path: pathlib.Path) -> Any:
   import torch  # pylint: disable=g-import-not-at-top
 
   try:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    with warnings.catch_warnings():  # torch warns about other pickle protocols; we refuse them ourselves
+      warnings.filterwarnings("ignore", message="Detected pickle protocol")
+      return torch.load(path, map_location="cpu", weights_only=True)
   except pickle.UnpicklingError as e:
     unsafe = re.search(r"GLOBAL ([\w.]+)", str(e))
     if unsafe:
       raise PortError(f"{path} can only be loaded by unpickling arbitrary objects (it stores {unsafe.group(1)}), "
                       "which could run code, so it is refused; if you trust its source, re-save its state dict "
                       "with torch.save(model.state_dict(), ...) or as safetensors.") from None
+    if "Weights only load failed" in str(e):  # e.g. pickle protocol 4's opcodes, which the safe unpickler refuses
+      raise PortError(f"{path} holds pickle instructions the safe loader does not accept, so it is refused as "
+                      "possibly unsafe and was not run; if you trust its source, re-save its state dict with "
+                      "torch.save(model.state_dict(), ...) or as safetensors.") from None
     raise _unreadable(path, e) from None
   except Exception as e:  # torch raises RuntimeError, EOFError, KeyError, ... on damaged files.
     raise _unreadable(path, e) from None
