@@ -57,14 +57,18 @@ def test_cli_writes_json_markdown_and_the_case_sheet(workdir, tmp_path):
   assert set(json.loads((tmp_path / "anchors.json").read_text())) == set(rows)
 
 
-def test_an_output_folder_below_a_file_is_refused_before_evaluating(workdir, tmp_path):
+@pytest.mark.parametrize("problem", ["output below a file", "no checkpoint"])
+def test_bad_folders_are_refused_before_evaluating(workdir, tmp_path, problem):
   (tmp_path / "file").write_text("x")
-  command = [sys.executable, "-m", "muraljax.evaluate", f"--checkpoint={workdir}",
-             f"--output_dir={tmp_path / 'file' / 'out'}"]
+  checkpoint, output_dir = (workdir, tmp_path / "file" / "out") if problem == "output below a file" else (tmp_path,
+                                                                                                         tmp_path)
+  command = [sys.executable, "-m", "muraljax.evaluate", f"--checkpoint={checkpoint}", f"--output_dir={output_dir}"]
   finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert finished.returncode == 1 and "Traceback" not in finished.stderr
-  assert f"cannot be written ({tmp_path / 'file'} is a file, not a folder)" in finished.stderr.strip().splitlines()[-1]
+  expected = (f"cannot be written ({tmp_path / 'file'} is a file, not a folder)" if problem == "output below a file"
+              else f"--checkpoint {tmp_path} holds no muraljax checkpoint")
+  assert expected in finished.stderr.strip().splitlines()[-1]
 
 
 def test_per_image_metrics_agree_with_scikit_image(workdir, tmp_path):
