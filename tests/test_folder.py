@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import logging
+import pickle
 import struct
 import zlib
 
@@ -115,6 +117,16 @@ def test_unreadable_files_are_skipped_counted_and_reported(image_root, caplog):
   assert "h_corrupt.png" in warnings and "i_truncated.jpg" in warnings
   source[corrupt]  # a known-bad file is not decoded or reported again
   assert len(source.skipped) == 2
+
+
+def test_a_file_read_by_many_threads_at_once_is_warned_once_and_the_source_pickles(image_root, caplog):
+  source = folder.ImageFolder(image_root)
+  corrupt = _index(source, "h_corrupt.png")
+  with caplog.at_level(logging.WARNING), concurrent.futures.ThreadPoolExecutor(8) as pool:
+    list(pool.map(lambda _: source[corrupt], range(32)))
+  assert sum("h_corrupt.png" in record.getMessage() for record in caplog.records) == 1
+  copy = pickle.loads(pickle.dumps(source))  # as grain hands it to worker processes
+  np.testing.assert_array_equal(copy[corrupt], source[corrupt])
 
 
 def test_subset_falls_back_inside_itself(image_root):

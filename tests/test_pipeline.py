@@ -133,6 +133,22 @@ def test_folder_source_end_to_end_holds_out_eval_images(tmp_path):
   assert train_sources <= {20 * k + 10 for k in range(len(sizes))}
 
 
+def test_unreadable_held_out_images_are_skipped_not_fatal(tmp_path):
+  for k in range(4):
+    Image.fromarray(np.full((40, 40, 3), 40 * k + 20, np.uint8)).save(tmp_path / f"{k}.png")
+  config = _config(source="folder", folder=str(tmp_path), eval_images=3, eval_size=32)
+  held_out = pipeline.folder_split(config)[1].paths
+  for path in held_out[:2]:
+    with open(path, "wb") as file:
+      file.write(b"not an image")
+  batches = pipeline.eval_batches(config, batch_size=4)
+  assert len(batches) == 1 and len(batches[0]["clean"]) == 1  # the one readable held-out image
+  for path in held_out[2:]:
+    with open(path, "wb") as file:
+      file.write(b"not an image")
+  assert pipeline.eval_batches(config, batch_size=4) == []  # no evaluation, but no stop either
+
+
 def test_procedural_fraction_mixes_built_in_murals_into_a_folder(tmp_path):
   for k in range(4):
     Image.fromarray(np.full((40, 40, 3), 40 * k + 20, np.uint8)).save(tmp_path / f"{k}.png")

@@ -8,6 +8,7 @@ construction: images are decoded when read, so folders of thousands of large pho
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 from absl import logging
@@ -85,6 +86,14 @@ class ImageFolder:
   def _setup(self, root: str, paths: list[str], min_side: int) -> None:
     self.root, self.paths, self.min_side = root, paths, min_side
     self._unreadable: set[int] = set()
+    self._lock = threading.Lock()  # grain reads records in several threads; each skipped file is warned once
+
+  def __getstate__(self) -> dict:  # grain's worker processes get a pickled copy; a lock does not pickle
+    return {key: value for key, value in self.__dict__.items() if key != "_lock"}
+
+  def __setstate__(self, state: dict) -> None:
+    self.__dict__.update(state)
+    self._lock = threading.Lock()
 
   def subset(self, indices: list[int] | np.ndarray) -> ImageFolder:
     """A source over the files at `indices` (in that order); fallbacks for unreadable files stay inside it."""
@@ -111,11 +120,14 @@ class ImageFolder:
       try:
         return load_image(self.paths[candidate], self.min_side)
       except Exception as error:  # pylint: disable=broad-except  # any decoder failure means "skip this file"
-        self._unreadable.add(candidate)
-        logging.warning("Skipping unreadable image %s (%s: %s); %d skipped so far.", self.paths[candidate],
-                        type(error).__name__, error, len(self._unreadable))
-    raise DataError(f"None of the {count} images under {self.root!r} could be decoded (see the warnings above); "
-                    "replace the corrupt files.")
+        with self._lock:
+          first = candidate not in self._unreadable
+          self._unreadable.add(candidate)
+        if first:
+          logging.warning("Skipping unreadable image %s (%s: %s); %d skipped so far.", self.paths[candidate],
+                          type(error).__name__, error, len(self._unreadable))
+    raise DataError(f"None of the {count} images of {self.root!r} read here could be decoded (see the warnings "
+                    "above); replace the corrupt files.")
 
   def __repr__(self) -> str:
     return f"ImageFolder(root={self.root!r}, images={len(self.paths)}, min_side={self.min_side})"

@@ -16,11 +16,11 @@ import grain
 import jax
 import ml_collections
 import numpy as np
-from absl import flags
+from absl import flags, logging
 
 from muraljax.data import arrayrecord_source, contours, degrade, robustness
 from muraljax.data.errors import DataError
-from muraljax.data.folder import ImageFolder
+from muraljax.data.folder import ImageFolder, load_image
 from muraljax.data.murals import ProceduralMurals
 
 SOURCES = ("procedural", "folder", "arrayrecord")
@@ -221,14 +221,25 @@ def _eval_images(config: ml_collections.ConfigDict) -> list[np.ndarray]:
   if not config.eval_images:
     return []
   if config.source == "folder":
-    held_out = folder_split(config)[1]
-    return [held_out[i] for i in range(len(held_out))]
+    return _readable(folder_split(config)[1])
   if config.source == "arrayrecord":
     held_out = arrayrecord_source.open_split(config, config.eval_split, config.eval_size)
     return [held_out[i] for i in range(min(config.eval_images, len(held_out)))]
   murals, size = _procedural_murals(config), config.eval_size
   corner = (config.image_size - size) // 2
   return [murals.crop(config.num_images + i, corner, corner, size, size) for i in range(config.eval_images)]
+
+
+def _readable(images: ImageFolder) -> list[np.ndarray]:
+  """The images of `images` that decode; the others are skipped with a warning (evaluation runs on fewer)."""
+  readable = []
+  for path in images.paths:
+    try:
+      readable.append(load_image(path, images.min_side))
+    except Exception as error:  # pylint: disable=broad-except  # any decoder failure means "skip this file"
+      logging.warning("Skipping unreadable held-out image %s (%s: %s); evaluation uses the other held-out images.",
+                      path, type(error).__name__, error)
+  return readable
 
 
 def _crop_mural(murals: ProceduralMurals, size: int, index: int, rng: np.random.Generator) -> np.ndarray:
