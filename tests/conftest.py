@@ -46,3 +46,15 @@ def tiny_diffumural_config(scales: tuple[int, ...] = (4, 8, 16), **train):
   c.mesh.num_devices = 1
   c.train.update(train)
   return c
+
+
+def claimed_size_png(path: pathlib.Path, width: int, height: int) -> None:
+  """A few-byte PNG whose header claims width x height 8-bit grey pixels (its data is one empty row): what a
+  decompression bomb looks like to anything that reads the header only."""
+  import struct  # pylint: disable=g-import-not-at-top
+  import zlib  # pylint: disable=g-import-not-at-top
+
+  chunk = lambda tag, body: struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+  header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+  path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) +
+                   chunk(b"IEND", b""))

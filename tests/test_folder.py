@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import claimed_size_png
+
 from muraljax.data import folder
 from muraljax.data.errors import DataError
 
@@ -127,6 +129,16 @@ def test_a_file_read_by_many_threads_at_once_is_warned_once_and_the_source_pickl
   assert sum("h_corrupt.png" in record.getMessage() for record in caplog.records) == 1
   copy = pickle.loads(pickle.dumps(source))  # as grain hands it to worker processes
   np.testing.assert_array_equal(copy[corrupt], source[corrupt])
+
+
+def test_an_image_above_the_pixel_limit_is_skipped_before_decoding(tmp_path, caplog):
+  Image.fromarray(_gradient()).save(tmp_path / "a_small.png")
+  claimed_size_png(tmp_path / "b_huge.png", 12500, 12000)
+  source = folder.ImageFolder(tmp_path, max_megapixels=100)
+  with caplog.at_level(logging.WARNING):
+    np.testing.assert_array_equal(source[1], source[0])  # falls back to the readable one
+  assert "b_huge.png is 12500x12000 (150 megapixels), above the limit of 100" in caplog.text
+  assert source.skipped == [str(tmp_path / "b_huge.png")]
 
 
 def test_subset_falls_back_inside_itself(image_root):

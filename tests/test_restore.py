@@ -21,7 +21,7 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import REPO, load_config, tiny_diffumural_config
+from conftest import REPO, claimed_size_png, load_config, tiny_diffumural_config
 from PIL import Image
 
 from muraljax.data.murals import generate_mural
@@ -451,6 +451,24 @@ def test_an_output_path_that_is_a_file_is_refused(hinet_run, wall, tmp_path, cap
   assert status == 2
   assert_one_sentence(err, "exists and is not a folder")
   assert (tmp_path / "out").read_text() == "not a folder"
+
+
+def test_huge_claimed_sizes_are_refused_from_the_header_before_decoding(hinet_run, wall, tmp_path, capsys):
+  image_path, mask_path, _ = wall
+  claimed_size_png(tmp_path / "bomb.png", 30000, 30000)
+  common = ["--checkpoint", hinet_run, "--out", tmp_path / "out", *SMALL]
+  status, err = restore(capsys, "--image", image_path, "--mask", tmp_path / "bomb.png", *common)
+  assert status == 2
+  assert_one_sentence(err, "is 30000x30000 but the upright image is 128x96")
+  status, err = restore(capsys, "--image", tmp_path / "bomb.png", "--detect-damage", *common)
+  assert status == 2
+  for fragment in ("(900 megapixels), above the limit of 150", "about 36 GB", "a 100-megapixel wall about 4 GB",
+                   "--max-megapixels 900"):
+    assert_one_sentence(err, fragment)
+  status, err = restore(capsys, "--image", image_path, "--mask", mask_path, "--max-megapixels", "0.01", *common)
+  assert status == 2
+  assert_one_sentence(err, "128x96 (0 megapixels), above the limit of 0.01")
+  assert not (tmp_path / "out").exists()
 
 
 def test_an_output_folder_below_a_file_is_refused_before_restoring(hinet_run, wall, tmp_path, capsys):

@@ -20,16 +20,21 @@ EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _WHITE = (255, 255, 255, 255)
 
 
-def load_image(path: str, min_side: int = 0) -> np.ndarray:
+def load_image(path: str, min_side: int = 0, max_megapixels: float | None = None) -> np.ndarray:
   """Decodes one image file to RGB uint8 [H, W, 3].
 
   The EXIF orientation is applied. Grayscale, palette, CMYK and other modes are converted to RGB; transparent
   images (RGBA, LA, palette with transparency) are composited onto white, the colour of bare paper, since a
   cut-out's transparent surround carries no mural. 16-bit data (I;16 grayscale, 48-bit RGB PNG) is scaled to
   8 bits, not clipped. An image whose shorter side is below `min_side` is upscaled (bicubic, aspect kept) so
-  that its shorter side is `min_side`. Raises whatever the decoder raises on a corrupt or truncated file.
+  that its shorter side is `min_side`. Raises whatever the decoder raises on a corrupt or truncated file, and
+  DataError, before decoding, for an image above `max_megapixels` (a file of a few kilobytes can claim gigapixels).
   """
   with Image.open(path) as image:
+    megapixels = image.width * image.height / 1e6
+    if max_megapixels is not None and megapixels > max_megapixels:
+      raise DataError(f"{path} is {image.width}x{image.height} ({megapixels:.0f} megapixels), above the limit of "
+                      f"{max_megapixels:g} (data.max_megapixels); downscale it or raise the limit.")
     image.load()
     image = _to_rgb(ImageOps.exif_transpose(image))
   width, height = image.size
@@ -79,12 +84,12 @@ class ImageFolder:
   process has met; grain worker processes each keep their own. Only when no file is readable does it raise.
   """
 
-  def __init__(self, root: str | os.PathLike, min_side: int = 0):
+  def __init__(self, root: str | os.PathLike, min_side: int = 0, max_megapixels: float | None = None):
     root = os.fspath(root)
-    self._setup(root, _scan(root), min_side)
+    self._setup(root, _scan(root), min_side, max_megapixels)
 
-  def _setup(self, root: str, paths: list[str], min_side: int) -> None:
-    self.root, self.paths, self.min_side = root, paths, min_side
+  def _setup(self, root: str, paths: list[str], min_side: int, max_megapixels: float | None) -> None:
+    self.root, self.paths, self.min_side, self.max_megapixels = root, paths, min_side, max_megapixels
     self._unreadable: set[int] = set()
     self._lock = threading.Lock()  # grain reads records in several threads; each skipped file is warned once
 
@@ -98,7 +103,7 @@ class ImageFolder:
   def subset(self, indices: list[int] | np.ndarray) -> ImageFolder:
     """A source over the files at `indices` (in that order); fallbacks for unreadable files stay inside it."""
     other = object.__new__(ImageFolder)
-    other._setup(self.root, [self.paths[int(i)] for i in indices], self.min_side)
+    other._setup(self.root, [self.paths[int(i)] for i in indices], self.min_side, self.max_megapixels)
     return other
 
   @property
@@ -118,7 +123,7 @@ class ImageFolder:
       if candidate in self._unreadable:
         continue
       try:
-        return load_image(self.paths[candidate], self.min_side)
+        return load_image(self.paths[candidate], self.min_side, self.max_megapixels)
       except Exception as error:  # pylint: disable=broad-except  # any decoder failure means "skip this file"
         with self._lock:
           first = candidate not in self._unreadable

@@ -62,6 +62,9 @@ def default_config() -> ml_collections.ConfigDict:
   config.procedural_fraction = 0.0
   # Number of procedural training murals; the eval murals are the next `eval_images` ones of the same collection.
   config.num_images = 10_000
+  # For source='folder': photographs larger than this many megapixels are skipped (with a warning) before they are
+  # decoded; a 100-megapixel photograph takes 300 MB decoded.
+  config.max_megapixels = 100.0
   # Side in pixels of the (square) procedural murals that training patches and eval crops are cut from.
   config.image_size = 512
   # Side of the square training patches. Folder images with a shorter side than this (or than eval_size) are
@@ -163,16 +166,19 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
     arrayrecord_source.check_config(config)
   if config.patch_size < 8 or config.eval_size < 8:
     raise DataError(f"patch_size ({config.patch_size}) and eval_size ({config.eval_size}) must be at least 8.")
-  if config.source == "procedural" or config.procedural_fraction:
+  fraction = config.get("procedural_fraction", 0.0)  # .get: a run's config.json may predate these fields
+  if config.source == "procedural" or fraction:
     if config.num_images < 1:
       raise DataError(f"num_images must be positive, got {config.num_images}.")
     largest = max(config.patch_size, config.eval_size if config.eval_images else 0)
     if config.image_size < largest:
       raise DataError(f"image_size ({config.image_size}) is smaller than the patch or eval crops ({largest}); "
                       "raise image_size or lower patch_size/eval_size.")
-  if not 0.0 <= config.procedural_fraction <= 1.0:
-    raise DataError(f"procedural_fraction must lie in [0, 1], got {config.procedural_fraction}.")
-  if config.procedural_fraction and config.source == "procedural":
+  if config.get("max_megapixels", 1.0) <= 0:
+    raise DataError(f"max_megapixels must be positive, got {config.max_megapixels}.")
+  if not 0.0 <= fraction <= 1.0:
+    raise DataError(f"procedural_fraction must lie in [0, 1], got {fraction}.")
+  if fraction and config.source == "procedural":
     raise DataError("procedural_fraction mixes the built-in murals into a folder or arrayrecord source; with "
                     "source='procedural' every example is built-in already, so leave it at 0.")
   if config.eval_images < 0 or config.num_workers < 0:
@@ -189,7 +195,8 @@ def _procedural_murals(config: ml_collections.ConfigDict) -> ProceduralMurals:
 
 def folder_split(config: ml_collections.ConfigDict) -> tuple[ImageFolder, ImageFolder]:
   """(training, held-out) files of the image folder."""
-  images = ImageFolder(config.folder, min_side=max(config.patch_size, config.eval_size))
+  images = ImageFolder(config.folder, min_side=max(config.patch_size, config.eval_size),
+                       max_megapixels=config.get("max_megapixels"))
   if len(images) <= config.eval_images:
     raise DataError(f"{config.folder!r} holds {len(images)} images, too few to hold out eval_images="
                     f"{config.eval_images} and still train; add images or lower eval_images.")
@@ -205,7 +212,7 @@ def _training_source(config: ml_collections.ConfigDict) -> tuple[grain.sources.R
     else:
       source = arrayrecord_source.open_split(config, config.split, config.patch_size)
     cut_patch = functools.partial(_crop_image, config.patch_size)
-    if config.procedural_fraction:
+    if config.get("procedural_fraction", 0.0):
       cut_patch = functools.partial(_mixed_patch, cut_patch, _procedural_murals(config), config.num_images,
                                     config.patch_size, config.procedural_fraction)
     return source, cut_patch
@@ -235,7 +242,7 @@ def _readable(images: ImageFolder) -> list[np.ndarray]:
   readable = []
   for path in images.paths:
     try:
-      readable.append(load_image(path, images.min_side))
+      readable.append(load_image(path, images.min_side, images.max_megapixels))
     except Exception as error:  # pylint: disable=broad-except  # any decoder failure means "skip this file"
       logging.warning("Skipping unreadable held-out image %s (%s: %s); evaluation uses the other held-out images.",
                       path, type(error).__name__, error)

@@ -55,6 +55,9 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument("--overlap", type=int, default=32, help="least overlap of neighbouring tiles in pixels")
   p.add_argument("--batch", type=int, default=4, help="tiles per model call (lower it when memory runs out)")
   p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+  p.add_argument("--max-megapixels", type=float, default=io.MAX_MEGAPIXELS,
+                 help="refuse larger photographs before decoding them (default %(default)g; about "
+                 f"{io.GB_PER_MEGAPIXEL:g} GB of memory per megapixel)")
   p.add_argument("--invert-mask", action="store_true", help="the mask is drawn black = damaged")
   p.add_argument("--detect-threshold", type=float, default=damage_detection.THRESHOLD,
                  help="--detect-damage: the blind model's per-pixel change above which a pixel is proposed")
@@ -107,13 +110,16 @@ def run(argv: list[str]) -> str:
   """Restores as `argv` asks; returns the output folder."""
   args = parser().parse_args(argv)
   started, clock = provenance.now(), time.perf_counter()
-  Image.MAX_IMAGE_PIXELS = None  # whole-wall photographs exceed PIL's decompression-bomb guard; they are the user's
+  # Whole-wall photographs exceed PIL's decompression-bomb guard; --max-megapixels is checked on the header instead.
+  Image.MAX_IMAGE_PIXELS = None
+  if args.max_megapixels <= 0:
+    raise RestoreError(f"--max-megapixels must be positive, got {args.max_megapixels:g}.")
   if not (args.mask or args.detect_damage or args.enhance):
     raise RestoreError("Say which pixels to restore: pass --mask, or --detect-damage to propose a mask, or "
                        "--enhance to restore every pixel.")
   protected = [path for path in (args.image, args.mask, args.checkpoint) if path]
   out = io.OutputFolder(args.out, args.overwrite, protected)
-  photo = io.read_photograph(args.image)
+  photo = io.read_photograph(args.image, args.max_megapixels)
   loaded = api.load(args.checkpoint, model=args.model, tile=args.tile, overlap=args.overlap, batch=args.batch,
                     samples=args.samples, seed=args.seed, damage_type=args.damage_type, enhance=args.enhance,
                     log=_log, progress=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import shutil
 import uuid
@@ -25,6 +26,11 @@ from muraljax.restore.errors import RestoreError
 GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 _EXIF_ORIENTATION = 0x0112
+MAX_MEGAPIXELS = 150.0
+"""Default limit on the photograph's size (--max-megapixels): a file of a few kilobytes can claim gigapixels."""
+GB_PER_MEGAPIXEL = 0.04
+"""Peak memory of a restoration per megapixel of photograph (the decoded image, its float copy, the blended
+output and the outputs being written), rounded up."""
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -73,6 +79,30 @@ def open_image(path: str, what: str) -> Image.Image:
     raise unreadable(path, what, error) from None
 
 
+def upright_size(header: Image.Image) -> tuple[int, int]:
+  """(width, height) of an opened, undecoded image once its EXIF orientation is applied, read without decoding
+  (Pillow's getexif decodes a PNG whose EXIF is not in its header; the header's is used, or none)."""
+  if header.format == "PNG":
+    exif = Image.Exif()
+    if header.info.get("exif"):
+      exif.load(header.info["exif"])
+  else:
+    exif = header.getexif()
+  width, height = header.size
+  return (height, width) if int(exif.get(_EXIF_ORIENTATION, 1)) in (5, 6, 7, 8) else (width, height)
+
+
+def check_pixels(path: str, what: str, header: Image.Image, max_megapixels: float) -> None:
+  """Raises RestoreError, before anything is decoded, for an image above `max_megapixels`."""
+  width, height = header.size
+  megapixels = width * height / 1e6
+  if megapixels > max_megapixels:
+    raise RestoreError(f"The {what} {path!r} is {width}x{height} ({megapixels:.0f} megapixels), above the limit of "
+                       f"{max_megapixels:g}; restoring it needs about {megapixels * GB_PER_MEGAPIXEL:.0f} GB of "
+                       f"memory (a 100-megapixel wall about {100 * GB_PER_MEGAPIXEL:.0f} GB): pass --max-megapixels "
+                       f"{math.ceil(megapixels)} if this machine has that much.")
+
+
 def _bits_per_sample(image: Image.Image) -> int:
   """16 when the decoder read 16-bit samples (16-bit grayscale, 48/64-bit PNG), else 8."""
   rawmodes = [tile.args if isinstance(tile.args, str) else str(tile.args) for tile in image.tile]
@@ -84,9 +114,11 @@ def _has_transparency(path: str) -> bool:
     return image.convert("RGBA").getchannel("A").getextrema()[0] < 255
 
 
-def read_photograph(path: str) -> Photograph:
-  """Decodes the photograph at `path`; raises RestoreError when it is missing or not an image."""
+def read_photograph(path: str, max_megapixels: float = MAX_MEGAPIXELS) -> Photograph:
+  """Decodes the photograph at `path`; raises RestoreError when it is missing, not an image, or above
+  `max_megapixels` (checked on the header, before decoding)."""
   with open_image(path, "image") as header:
+    check_pixels(path, "image", header, max_megapixels)
     mode, stored_size, file_format = header.mode, header.size, header.format
     bits = _bits_per_sample(header)
     orientation = int(header.getexif().get(_EXIF_ORIENTATION, 1))

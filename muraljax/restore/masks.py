@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 from scipy import ndimage
 
 from muraljax.restore.errors import RestoreError
-from muraljax.restore.io import ALPHA_MODES, GRAY_MODES, open_image, sha256_file, unreadable
+from muraljax.restore.io import ALPHA_MODES, GRAY_MODES, open_image, sha256_file, unreadable, upright_size
 
 MASK_THRESHOLD = 0.5
 """Mask pixels at or above this fraction of full white count as damaged (anti-aliased or JPEG masks are thresholded)."""
@@ -89,14 +89,14 @@ def read_mask(path: str, height: int, width: int, invert: bool = False) -> Mask:
   (the reverse with `invert`). Grey values are thresholded at MASK_THRESHOLD; the EXIF orientation is applied.
   Raises RestoreError for an unreadable file, another size or a file that is no black-and-white mask."""
   with open_image(path, "mask") as image:
+    mask_width, mask_height = upright_size(image)  # compared before decoding: a tiny file can claim gigapixels
+    if (mask_height, mask_width) != (height, width):
+      raise RestoreError(f"The mask {path!r} is {mask_width}x{mask_height} but the upright image is {width}x{height} "
+                         f"(width x height); draw the mask on the image itself or resize it to {width}x{height}.")
     try:
       values, coloured = _decode(ImageOps.exif_transpose(image))
     except Exception as error:  # pylint: disable=broad-except  # any decoder failure is a bad mask file
       raise unreadable(path, "mask", error) from None
-  if values.shape != (height, width):
-    raise RestoreError(f"The mask {path!r} is {values.shape[1]}x{values.shape[0]} but the upright image is "
-                       f"{width}x{height} (width x height); draw the mask on the image itself or resize it to "
-                       f"{width}x{height}.")
   _check_binary(path, values, coloured)
   if invert:
     values = 1.0 - values
