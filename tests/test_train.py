@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -161,3 +162,43 @@ def test_a_checkpoint_saved_on_one_mesh_restores_on_another(tmp_path):
   assert all(len(x.sharding.device_set) == 2 for x in jax.tree.leaves(restored.params))
   jax.tree.map(np.testing.assert_array_equal, restored.params, saved.params)
   jax.tree.map(np.testing.assert_array_equal, restored.opt_state, saved.opt_state)
+
+
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory) -> pathlib.Path:
+  """A tiny run stopped at step 6, checkpoints at 3 and 6 (of 9 steps)."""
+  workdir = tmp_path_factory.mktemp("stopped")
+  loop.run(tiny_config(num_steps=9), str(workdir), stop_after_step=6)
+  return workdir
+
+
+def _truncate_largest_file(folder: pathlib.Path) -> None:
+  largest = max((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+  largest.write_bytes(largest.read_bytes()[:64])
+
+
+@pytest.mark.parametrize("damage", [
+    _truncate_largest_file,
+    lambda step: shutil.rmtree(step / "state"),
+    lambda step: (step / "state" / "manifest.ocdbt").unlink(),
+    lambda step: [shutil.rmtree(p) if p.is_dir() else p.unlink() for p in list(step.iterdir())],  # an empty folder
+], ids=["truncated data", "no state", "no manifest", "empty step folder"])
+def test_resume_sets_a_damaged_checkpoint_aside_and_continues_from_the_newest_intact_one(stopped_run, tmp_path,
+                                                                                       damage):
+  workdir = tmp_path / "run"
+  shutil.copytree(stopped_run, workdir)
+  damage(workdir / "checkpoints" / "6")
+  state = loop.run(tiny_config(num_steps=9), str(workdir))
+  assert int(state.step) == 9
+  names = sorted(p.name for p in (workdir / "checkpoints").iterdir())
+  assert "6.damaged" in names and {"6", "9"} <= set(names)  # step 6 trained again from step 3, and saved
+  assert set(read_losses(workdir)) >= {4, 5, 6, 7, 8, 9}
+
+
+def test_resume_with_no_readable_checkpoint_stops_with_one_sentence(stopped_run, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(stopped_run, workdir)
+  for step in ("3", "6"):
+    shutil.rmtree(workdir / "checkpoints" / step / "state")
+  with pytest.raises(ValueError, match=r"No checkpoint in .* reads back \(steps 6, 3 were damaged"):
+    loop.run(tiny_config(num_steps=9), str(workdir))

@@ -14,6 +14,7 @@ import grain
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from absl import logging
 
 from muraljax.train.state import TrainState
 
@@ -30,10 +31,11 @@ class Checkpointer:
 
   def __init__(self, workdir: str, config: ml_collections.ConfigDict):
     self.every = config.checkpoint_every
+    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     options = ocp.CheckpointManagerOptions(max_to_keep=config.max_to_keep, create=True,
                                            enable_async_checkpointing=True)
     self.manager = ocp.CheckpointManager(
-        os.path.join(os.path.abspath(workdir), "checkpoints"), options=options,
+        self.directory, options=options,
         item_handlers={"state": ocp.StandardCheckpointHandler(), "data": grain.checkpoint.CheckpointHandler()})
 
   def latest_step(self) -> int | None:
@@ -55,13 +57,51 @@ class Checkpointer:
   def restore(self, state: TrainState, data_iterator: Any, step: int | None = None) -> TrainState:
     """Restores `step` (default: latest) onto the shardings of `state` and rewinds `data_iterator` in place."""
     step = self.manager.latest_step() if step is None else step
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _state_items(state))
-    restored = self.manager.restore(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
-                                data=grain.checkpoint.CheckpointRestore(data_iterator)))
-    items = restored["state"]
+    items = self._read_state(state, step)
+    self.manager.restore(step, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(data_iterator)))
     return state.replace(**items)
+
+  def _read_state(self, state: TrainState, step: int) -> dict[str, Any]:
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _state_items(state))
+    return self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+
+  def step_folders(self) -> list[int]:
+    """The steps that have a folder in checkpoints/, complete or not, newest first."""
+    names = os.listdir(self.directory) if os.path.isdir(self.directory) else []
+    return sorted({int(name) for name in names if name.isdigit()} | set(self.manager.all_steps()), reverse=True)
+
+  def restore_newest_intact(self, state: TrainState, data_iterator: Any) -> TrainState | None:
+    """Restores the newest checkpoint whose state reads back (None when there is no checkpoint folder at all).
+
+    A newer step folder that does not read back (truncated or missing files, an interrupted save) is renamed
+    `<step>.damaged` (kept for inspection, out of the way of new saves) with a warning. Raises ValueError when
+    no step folder reads back.
+    """
+    steps = self.step_folders()
+    for step in steps:
+      try:
+        items = self._read_state(state, step)
+      except Exception as error:  # pylint: disable=broad-except  # any reader failure means a damaged step
+        self._set_aside(step, error)
+        continue
+      self.manager.reload()
+      self.manager.restore(step, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(data_iterator)))
+      return state.replace(**items)
+    if steps:
+      raise ValueError(f"No checkpoint in {self.directory} reads back (steps {', '.join(map(str, steps))} were "
+                       "damaged and renamed <step>.damaged); start the run again in a new --workdir.")
+    return None
+
+  def _set_aside(self, step: int, error: Exception) -> None:
+    folder = os.path.join(self.directory, str(step))
+    aside = f"{folder}.damaged"
+    suffix = 1
+    while os.path.exists(aside):
+      aside, suffix = f"{folder}.damaged{suffix}", suffix + 1
+    if jax.process_index() == 0:
+      os.rename(folder, aside)
+    logging.warning("The checkpoint of step %d cannot be read (%s: %s); renamed it %s and trying the step before.",
+                    step, type(error).__name__, str(error).splitlines()[0][:200] if str(error) else "", aside)
 
   def wait(self) -> None:
     self.manager.wait_until_finished()

@@ -200,9 +200,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
   logging.info("Task %s: %s parameters on a mesh %s.", config.task, f"{num_params:,}", dict(mesh.shape))
 
   checkpointer = Checkpointer(workdir, train_cfg)
-  if checkpointer.latest_step() is not None:
-    logging.info("Resuming from the checkpoint at step %d in %s.", checkpointer.latest_step(), workdir)
-    state = checkpointer.restore(state, data_iterator)
+  resumed = checkpointer.restore_newest_intact(state, data_iterator)
+  if resumed is not None:
+    state = resumed
+    logging.info("Resumed from the checkpoint at step %d in %s.", int(state.step), workdir)
   elif config.init_from.checkpoint:
     state = init_from.initialise(state, config.init_from)
 
