@@ -136,7 +136,7 @@ def main(argv: list[str]) -> None:
       loop.run(config, flags.FLAGS.workdir)
   # Bad input anywhere (data, mesh, model settings, init_from) is a ValueError that names the fix; the run
   # diverging is the one runtime failure reported the same way.
-  except (ValueError, loop.TrainingDiverged) as e:
+  except (ValueError, loop.TrainingDiverged, loop.CheckpointSaveError) as e:
     logging.debug("Stopped by", exc_info=e)
     sys.exit(f"Error: {e}")
 

@@ -14,7 +14,7 @@ from conftest import load_config
 
 from muraljax import tasks
 from muraljax.data import pipeline
-from muraljax.train import loop, sharding
+from muraljax.train import checkpoint, loop, sharding
 from muraljax.train.state import create_train_state, make_optimizer
 
 
@@ -202,3 +202,36 @@ def test_resume_with_no_readable_checkpoint_stops_with_one_sentence(stopped_run,
     shutil.rmtree(workdir / "checkpoints" / step / "state")
   with pytest.raises(ValueError, match=r"No checkpoint in .* reads back \(steps 6, 3 were damaged"):
     loop.run(tiny_config(num_steps=9), str(workdir))
+
+
+def test_a_full_disk_stops_at_the_failed_save_with_one_sentence(tmp_path, monkeypatch):
+  real_disk_usage = checkpoint.shutil.disk_usage
+  saves = []
+
+  def filling_disk(path):  # room for the first checkpoint only
+    usage = real_disk_usage(path)
+    saves.append(path)
+    return usage._replace(free=usage.free if len(saves) == 1 else 1000)
+
+  monkeypatch.setattr(checkpoint.shutil, "disk_usage", filling_disk)
+  with pytest.raises(checkpoint.CheckpointSaveError,
+                     match=r"The checkpoint of step 6 could not be saved .* \(0 MB free on its disk, 0 MB needed\); "
+                           r"the last good one is step 3: free space"):
+    loop.run(tiny_config(num_steps=9), str(tmp_path))
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["3"]
+  assert max(read_losses(tmp_path)) == 6  # stopped at the failed save, not later
+
+
+def test_a_failed_background_save_stops_the_run_at_the_next_step(tmp_path, monkeypatch):
+  calls = []
+
+  def failing(self):
+    calls.append(1)
+    if len(calls) > 4:
+      raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(checkpoint.ocp.CheckpointManager, "check_for_errors", failing)
+  with pytest.raises(checkpoint.CheckpointSaveError, match=r"A checkpoint could not be saved .*No space left on "
+                                                           r"device.*the last good one is step 3"):
+    loop.run(tiny_config(num_steps=9), str(tmp_path))
+  assert max(read_losses(tmp_path)) == 5

@@ -8,6 +8,7 @@ host), so a resumed run continues with exactly the next batch.
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Any
 
 import grain
@@ -24,6 +25,10 @@ def _state_items(state: TrainState) -> dict[str, Any]:
   if state.ema_params is not None:
     items["ema_params"] = state.ema_params
   return items
+
+
+class CheckpointSaveError(RuntimeError):
+  """A checkpoint could not be saved (a full disk, most often); the message names the last good step."""
 
 
 class Checkpointer:
@@ -44,15 +49,37 @@ class Checkpointer:
   def save(self, step: int, state: TrainState, data_iterator: Any, force: bool = False) -> bool:
     """Starts a save of `state` (which is at `step`) when due or forced; returns whether one was started.
 
-    The step comes from the host's count, so deciding costs no device synchronisation.
+    The step comes from the host's count, so deciding costs no device synchronisation. Raises
+    CheckpointSaveError when an earlier asynchronous save failed, or when the disk has less free space than the
+    state takes, instead of training on without checkpoints.
     """
+    self._raise_failed_saves()
     if (step % self.every and not force) or step in self.manager.all_steps():
       return False
-    return self.manager.save(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardSave(_state_items(state)),
-                                data=grain.checkpoint.CheckpointSave(data_iterator)),
-        force=True)
+    needed = sum(x.nbytes for x in jax.tree.leaves(_state_items(state)))
+    free = shutil.disk_usage(self.directory).free
+    if free < needed:
+      raise CheckpointSaveError(self._failure(step, f"{free / 1e6:.0f} MB free on its disk, {needed / 1e6:.0f} MB "
+                                                    "needed"))
+    try:
+      return self.manager.save(
+          step,
+          args=ocp.args.Composite(state=ocp.args.StandardSave(_state_items(state)),
+                                  data=grain.checkpoint.CheckpointSave(data_iterator)),
+          force=True)
+    except OSError as error:
+      raise CheckpointSaveError(self._failure(step, f"{type(error).__name__}: {error}")) from None
+
+  def _raise_failed_saves(self) -> None:
+    try:
+      self.manager.check_for_errors()
+    except Exception as error:  # pylint: disable=broad-except  # whatever the background save raised
+      raise CheckpointSaveError(self._failure(None, f"{type(error).__name__}: {error}")) from None
+
+  def _failure(self, step: int | None, reason: str) -> str:
+    which = "A checkpoint" if step is None else f"The checkpoint of step {step}"
+    return (f"{which} could not be saved in {self.directory} ({reason}); the last good one is step "
+            f"{self.manager.latest_step()}: free space and run the command again to resume from it.")
 
   def restore(self, state: TrainState, data_iterator: Any, step: int | None = None) -> TrainState:
     """Restores `step` (default: latest) onto the shardings of `state` and rewinds `data_iterator` in place."""
@@ -104,7 +131,20 @@ class Checkpointer:
                     step, type(error).__name__, str(error).splitlines()[0][:200] if str(error) else "", aside)
 
   def wait(self) -> None:
-    self.manager.wait_until_finished()
+    """Waits for the pending save; raises CheckpointSaveError when it failed."""
+    try:
+      self.manager.wait_until_finished()
+    except Exception as error:  # pylint: disable=broad-except  # whatever the background save raised
+      raise CheckpointSaveError(self._failure(None, f"{type(error).__name__}: {error}")) from None
 
-  def close(self) -> None:
-    self.manager.close()
+  def finish(self, raise_errors: bool) -> None:
+    """Waits for the pending save and closes; a failed save raises (or, while another error propagates, is
+    logged so that it does not hide that one)."""
+    try:
+      self.wait()
+    except CheckpointSaveError as error:
+      if raise_errors:
+        raise
+      logging.error("%s", error)
+    finally:
+      self.manager.close()

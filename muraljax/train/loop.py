@@ -11,6 +11,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from typing import Any
 
@@ -27,7 +28,7 @@ from muraljax import paths, tasks
 from muraljax.data import pipeline
 from muraljax.evaluate.images import image_grid, save_png
 from muraljax.train import evaluation, init_from, sharding, throughput
-from muraljax.train.checkpoint import Checkpointer
+from muraljax.train.checkpoint import Checkpointer, CheckpointSaveError
 from muraljax.train.state import TrainState, create_train_state, learning_rate_schedule, make_optimizer
 
 
@@ -279,7 +280,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
       batch = sharding.global_batch(next(data_iterator), mesh)
   finally:
     preemption.restore_handler()
-    checkpointer.wait()
-    checkpointer.close()
+    checkpointer.finish(raise_errors=sys.exc_info()[0] is None)
     writer.flush()
   return state
