@@ -177,12 +177,24 @@ def _truncate_largest_file(folder: pathlib.Path) -> None:
   largest.write_bytes(largest.read_bytes()[:64])
 
 
+def _flip_bytes_of_the_largest_file(folder: pathlib.Path) -> None:
+  largest = max((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+  data = bytearray(largest.read_bytes())
+  data[len(data) // 2:len(data) // 2 + 64] = bytes(b ^ 0xFF for b in data[len(data) // 2:len(data) // 2 + 64])
+  largest.write_bytes(bytes(data))
+
+
 @pytest.mark.parametrize("damage", [
     _truncate_largest_file,
     lambda step: shutil.rmtree(step / "state"),
     lambda step: (step / "state" / "manifest.ocdbt").unlink(),
     lambda step: [shutil.rmtree(p) if p.is_dir() else p.unlink() for p in list(step.iterdir())],  # an empty folder
-], ids=["truncated data", "no state", "no manifest", "empty step folder"])
+    lambda step: (step / "state" / "_METADATA").unlink(),
+    lambda step: shutil.rmtree(step / "state" / "ocdbt.process_0"),
+    _flip_bytes_of_the_largest_file,
+], ids=["truncated data", "no state", "no manifest", "empty step folder", "no metadata", "no ocdbt data",
+        "flipped bytes"])
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # Orbax's reader thread, failing
 def test_resume_sets_a_damaged_checkpoint_aside_and_continues_from_the_newest_intact_one(stopped_run, tmp_path,
                                                                                        damage):
   workdir = tmp_path / "run"
