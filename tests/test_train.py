@@ -194,7 +194,6 @@ def _flip_bytes_of_the_largest_file(folder: pathlib.Path) -> None:
     _flip_bytes_of_the_largest_file,
 ], ids=["truncated data", "no state", "no manifest", "empty step folder", "no metadata", "no ocdbt data",
         "flipped bytes"])
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # a failed Orbax read warns from its thread
 def test_resume_sets_a_damaged_checkpoint_aside_and_continues_from_the_newest_intact_one(stopped_run, tmp_path,
                                                                                        damage):
   workdir = tmp_path / "run"

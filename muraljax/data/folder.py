@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 
 import numpy as np
 from absl import logging
@@ -30,7 +31,11 @@ def load_image(path: str, min_side: int = 0, max_megapixels: float | None = None
   that its shorter side is `min_side`. Raises whatever the decoder raises on a corrupt or truncated file, and
   DataError, before decoding, for an image above `max_megapixels` (a file of a few kilobytes can claim gigapixels).
   """
-  with Image.open(path) as image:
+  with warnings.catch_warnings():
+    if max_megapixels is not None:  # the limit below replaces Pillow's decompression-bomb warning
+      warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    image = Image.open(path)
+  with image:
     megapixels = image.width * image.height / 1e6
     if max_megapixels is not None and megapixels > max_megapixels:
       raise DataError(f"{path} is {image.width}x{image.height} ({megapixels:.0f} megapixels), above the limit of "
