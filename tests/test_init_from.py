@@ -45,13 +45,16 @@ def state_of(params) -> TrainState:
 
 def test_params_land_exactly_in_the_named_subtree(car_checkpoint):
   folder, car_params = car_checkpoint
-  fresh = random_like(abstract_arin_params(), seed=2)
+  fresh = jax.device_put(random_like(abstract_arin_params(), seed=2))
   config = tiny_arin_config().init_from
   config.checkpoint, config.into = str(folder), "car"
   state = init_from.initialise(state_of(fresh), config)
   assert trees_equal(state.params["car"], car_params)
   assert trees_equal(state.params["hinet"], fresh["hinet"])
   assert trees_equal(state.ema_params, state.params)  # The average starts from the loaded params.
+
+  # The step donates params and their average together: they must not share a buffer.
+  jax.jit(lambda params, ema: (params, ema), donate_argnums=(0, 1))(state.params, state.ema_params)
 
   config.checkpoint, config.into = str(folder), "car/upscaler"
   with pytest.raises(init_from.InitFromError, match="unexpected resampler/ds_1_1/kernel"):

@@ -108,4 +108,6 @@ def initialise(state: TrainState, config: ml_collections.ConfigDict) -> TrainSta
   params = replace(state.params, keys)
   logging.info("Initialised %s (%s parameters) from %s.", f"params[{config.into!r}]" if keys else "all params",
                f"{sum(math.prod(x.shape) for x in jax.tree.leaves(loaded)):,}", config.checkpoint)
-  return state.replace(params=params, ema_params=None if state.ema_params is None else params)
+  # The average gets buffers of its own: the train step donates both trees, and one buffer cannot be donated twice.
+  ema_params = None if state.ema_params is None else jax.tree.map(lambda x: x.copy(), params)
+  return state.replace(params=params, ema_params=ema_params)
