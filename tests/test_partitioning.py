@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from conftest import load_config, tiny_diffumural_config
 
+from muraljax import config as config_lib
 from muraljax import tasks
 from muraljax.models import partitioning
 from muraljax.train import sharding
@@ -130,6 +131,14 @@ def test_bf16_compute_keeps_fp32_params_and_gradients_close_to_fp32(family):
   flat_16 = np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads_16)])
   cosine = flat_16 @ flat_32 / (np.linalg.norm(flat_16) * np.linalg.norm(flat_32))
   assert cosine > 0.95, cosine
+
+
+@pytest.mark.parametrize("backend, expected", [("cpu", jnp.float32), ("gpu", jnp.bfloat16), ("tpu", jnp.bfloat16)])
+def test_auto_compute_dtype_is_bf16_on_accelerators_only(monkeypatch, backend, expected):
+  config = load_config("hinet", "paper")
+  assert config.train.compute_dtype == "auto"
+  monkeypatch.setattr(jax, "default_backend", lambda: backend)
+  assert config_lib.compute_dtype(config.train) == expected
 
 
 def test_an_unknown_compute_dtype_is_refused():

