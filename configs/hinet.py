@@ -71,7 +71,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         "fading": 0.0, "real": 0.0})
     # The challenge's own masks damage 1.5-13% of a painting (10th-90th percentile, median 4.4%); the upper limit
     # is higher so that large box holes are trained too. Add real masks with degradation.mask_folder and a weight
-    # for 'real' (see "Inpainting models and the shipped weights" in README.md).
+    # for 'real' (see docs/inpainting.md).
     c.data.degradation.min_hole_ratio = 0.02
     c.data.degradation.max_hole_ratio = 0.4
   if variant == "inpaint_small":
