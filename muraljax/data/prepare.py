@@ -6,20 +6,29 @@
 NAME is `dunhuang_challenge` or `mural_folder` (see muraljax.data.datasets). TFDS shows a progress bar per split;
 the command ends by printing where the dataset went, what each split holds, what was skipped and why, and the
 config fields that train on it. An existing build is kept unless --overwrite is given. Building needs
-TensorFlow (tensorflow-datasets serialises with it); reading the result does not.
+TensorFlow and tensorflow-datasets, the `datasets` extra (`pip install 'muraljax[datasets]'`); reading the result
+needs neither.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import time
 
-import tensorflow_datasets as tfds
 from absl import app, flags
 
-from muraljax.data import datasets
 from muraljax.data.errors import DataError
+
+# Without the `datasets` extra, `build` says what to install instead of failing on an import. TensorFlow is
+# checked too: tfds imports it only once building starts.
+if all(importlib.util.find_spec(module) for module in ("tensorflow", "tensorflow_datasets")):
+  import tensorflow_datasets as tfds
+
+  from muraljax.data import datasets
+else:
+  tfds = datasets = None
 
 flags.DEFINE_string("manual_dir", None, "Folder with the dataset's images (the organisers' files, or photographs).")
 flags.DEFINE_string("data_dir", None, "Where TFDS datasets live; default $TFDS_DATA_DIR or ~/tensorflow_datasets.")
@@ -33,6 +42,7 @@ def build(name: str, manual_dir: str, data_dir: str | None = None, tile_size: in
           overwrite: bool = False) -> tfds.core.DatasetBuilder:
   """Builds dataset `name` from `manual_dir` as ArrayRecord under `data_dir`; returns the prepared builder,
   whose `report` says what went into each split (empty when an existing build was reused)."""
+  _require_datasets_extra()
   if name not in datasets.BUILDERS:
     raise DataError(f"Unknown dataset {name!r}; prepare one of {sorted(datasets.BUILDERS)}.")
   if not os.path.isdir(manual_dir):
@@ -48,6 +58,12 @@ def build(name: str, manual_dir: str, data_dir: str | None = None, tile_size: in
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir,
                                                                              download_mode=mode))
   return builder
+
+
+def _require_datasets_extra() -> None:
+  if tfds is None:
+    raise DataError("Building a dataset needs TensorFlow and tensorflow-datasets; install them with "
+                    "`pip install 'muraljax[datasets]'`.")
 
 
 def summary(builder: tfds.core.DatasetBuilder, seconds: float) -> str:
@@ -77,10 +93,11 @@ def summary(builder: tfds.core.DatasetBuilder, seconds: float) -> str:
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) != 2:
-    raise app.UsageError(f"Name one dataset to prepare: {' or '.join(sorted(datasets.BUILDERS))}.")
-  start = time.perf_counter()
   try:
+    _require_datasets_extra()
+    if len(argv) != 2:
+      raise app.UsageError(f"Name one dataset to prepare: {' or '.join(sorted(datasets.BUILDERS))}.")
+    start = time.perf_counter()
     builder = build(argv[1], flags.FLAGS.manual_dir, flags.FLAGS.data_dir, flags.FLAGS.tile_size,
                     flags.FLAGS.overwrite)
   except DataError as error:
