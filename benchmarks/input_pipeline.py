@@ -1,12 +1,13 @@
 """Input-pipeline throughput against the smoke HINet train step's consumption, and ArrayRecord build speed.
 
-  python benchmarks/input_pipeline.py [--paintings 48] [--batches 30]
+  python benchmarks/input_pipeline.py [--paintings 48] [--batches 30] [--config hinet:paper --no-step]
 
 Writes a Dunhuang-like layout of random-texture paintings (500x800 JPEG, organisers' naming) to a temporary folder,
 builds it with `muraljax.data.prepare` (paintings/s, MB/s of input), then times the grain training loader over it
-(examples/s with 0, 1 and 2 workers; the dataset's own masks, and synthetic damage) and the compiled smoke HINet
-train step (examples/s it consumes at its batch and patch size). Prints a table and writes
-benchmarks/results/input_pipeline.json.
+at the batch and patch size of `--config` (examples/s with 0, 1 and 2 workers, and per host core busy with it; the
+dataset's own masks, and synthetic damage) and that config's compiled train step on this machine (examples/s it
+consumes; `--no-step` skips it, e.g. for paper sizes on a CPU, where the step is an accelerator's). Prints a table
+and writes benchmarks/results/input_pipeline.json.
 """
 
 from __future__ import annotations
@@ -67,8 +68,11 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--paintings", type=int, default=48, help="Train paintings in the generated layout.")
   parser.add_argument("--batches", type=int, default=30, help="Timed batches per loader case.")
+  parser.add_argument("--config", default="hinet:smoke", help="NAME:VARIANT of configs/ whose batch and patch size "
+                      "the loader produces.")
+  parser.add_argument("--no-step", action="store_true", help="Do not time the config's train step here.")
   args = parser.parse_args()
-  config = common.load_config("hinet", "smoke")
+  config = common.load_config(*args.config.split(":"))
   batch_size, patch = config.train.batch_size, config.data.patch_size
   results: dict = {"device": jax.devices()[0].device_kind, "cpu_count": os.cpu_count(), "painting": PAINTING}
   with tempfile.TemporaryDirectory() as scratch:
@@ -85,19 +89,23 @@ def main() -> None:
     results["loader"] = {f"{mode}_masks_{workers}_workers": loader_rate(directory, mode, workers, args.batches,
                                                                           batch_size, patch)
                          for mode in ("dataset", "synthetic") for workers in (0, 1, 2)}
-  step = common.bench_train_step(config, batch_size, patch, steps=10)[0]
-  results["train_step"] = {"batch": batch_size, "patch": patch, "step_s": step["step_s"],
-                           "examples_per_s": step["images_per_s"]}
+  if not args.no_step:
+    step = common.bench_train_step(config, batch_size, patch, steps=10)[0]
+    results["train_step"] = {"batch": batch_size, "patch": patch, "step_s": step["step_s"],
+                             "examples_per_s": step["images_per_s"]}
 
   build = results["build"]
   print(f"ArrayRecord build on {results['device']} ({results['cpu_count']} CPUs): {build['paintings']} paintings "
         f"{PAINTING[1]}x{PAINTING[0]} in {build['seconds']:.1f} s = {build['paintings_per_s']:.1f} paintings/s "
         f"({build['input_mb_per_s']:.1f} MB/s of JPEG in, {build['output_mb']:.1f} MB out)")
-  print(f"{'input pipeline (batch %d, %d px patches)' % (batch_size, patch):<44}{'examples/s':>12}{'x train step':>14}")
-  consumption = results["train_step"]["examples_per_s"]
+  consumption = results["train_step"]["examples_per_s"] if "train_step" in results else float("nan")
+  print(f"{'input pipeline, %s (batch %d, %d px)' % (args.config, batch_size, patch):<44}{'examples/s':>12}"
+        f"{'per core':>10}{'x train step':>14}")
   for name, rate in results["loader"].items():
-    print(f"{name:<44}{rate:>12.1f}{rate / consumption:>14.2f}")
-  print(f"{'smoke HINet train step consumes':<44}{consumption:>12.1f}{1:>14.2f}")
+    cores = max(1, int(name.split("_")[2]))  # With 0 workers the main process does the work.
+    print(f"{name:<44}{rate:>12.1f}{rate / cores:>10.1f}{rate / consumption:>14.2f}")
+  if "train_step" in results:
+    print(f"{args.config + ' train step consumes':<44}{consumption:>12.1f}{'':>10}{1:>14.2f}")
   out = common.ROOT / "benchmarks" / "results" / "input_pipeline.json"
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text(json.dumps(results, indent=2))
