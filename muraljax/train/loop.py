@@ -21,13 +21,12 @@ import ml_collections
 import numpy as np
 import optax
 from absl import logging
-from clu import metric_writers, periodic_actions
 
 from muraljax import config as config_lib
 from muraljax import paths, tasks
 from muraljax.data import pipeline
 from muraljax.evaluate.images import image_grid, save_png
-from muraljax.train import evaluation, init_from, sharding, throughput
+from muraljax.train import evaluation, init_from, sharding, summaries, throughput
 from muraljax.train.checkpoint import Checkpointer, CheckpointSaveError
 from muraljax.train.state import TrainState, create_train_state, learning_rate_schedule, make_optimizer
 
@@ -84,9 +83,9 @@ def make_train_step(task: tasks.Task, schedule) -> Any:
 
 
 class _MetricLog:
-  """Averages per-step metrics between log points; writes them to clu writers and <workdir>/metrics.jsonl."""
+  """Averages per-step metrics between log points; writes them to the metric writer and <workdir>/metrics.jsonl."""
 
-  def __init__(self, workdir: str, writer: metric_writers.MetricWriter):
+  def __init__(self, workdir: str, writer: summaries.MetricWriter):
     self.writer = writer
     self.path = os.path.join(workdir, "metrics.jsonl") if jax.process_index() == 0 else None
     self.sums: dict[str, float] = {}
@@ -208,7 +207,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
   elif config.init_from.checkpoint:
     state = init_from.initialise(state, config.init_from)
 
-  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  writer = summaries.MetricWriter(workdir)  # event files from process 0 only
   if int(state.step) == 0:
     writer.write_hparams({k: v for k, v in config.to_dict().items() if not isinstance(v, dict)}
                          | {"num_params": num_params})
@@ -245,8 +244,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
     log.add(values)
 
   preemption = _Preemption()
-  progress = periodic_actions.ReportProgress(num_train_steps=train_cfg.num_steps, writer=writer,
-                                             every_steps=train_cfg.log_every, every_secs=None)
+  progress = summaries.ReportProgress(num_train_steps=train_cfg.num_steps, writer=writer,
+                                      every_steps=train_cfg.log_every)
   step = int(state.step)
   last_log = (step, time.perf_counter())
   pending = None  # The previous step's metrics: read one step late so the host never waits on the device.
@@ -281,5 +280,5 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
   finally:
     preemption.restore_handler()
     checkpointer.finish(raise_errors=sys.exc_info()[0] is None)
-    writer.flush()
+    writer.close()
   return state
