@@ -59,26 +59,37 @@ def synthetic_batch(batch: int, side: int, contour: bool = False) -> dict[str, j
   return images
 
 
-def bench_train_step(config, batch_size: int, side: int, steps: int,
-                     mesh: jax.sharding.Mesh | None = None) -> tuple[dict[str, float], Any]:
-  """Compiles the trainer's step for `config` on a synthetic batch and times `steps` steps after one warm-up.
+def train_step_setup(config, batch_size: int, side: int, mesh: jax.sharding.Mesh | None = None,
+                     ema: bool = False) -> tuple[Any, Any, dict[str, jax.Array]]:
+  """The trainer's jitted step for `config` (state donated), a fresh train state and a synthetic batch of
+  `batch_size` images [batch_size, side, side, 3] (with contours when config.data.contours).
 
-  With a `mesh`, the batch and the state are laid out on it as the trainer does (`config.mesh` rules).
-  Returns the STEP_COLUMNS measurements and the compiled step (for further analysis).
+  With a `mesh`, the batch and the state are laid out on it as the trainer does (`config.mesh` rules). With `ema`,
+  the state keeps EMA params as the trainer does when config.train.ema_decay > 0.
   """
   task = tasks.get_task(config)
-  batch = synthetic_batch(batch_size, side)
+  batch = synthetic_batch(batch_size, side, contour=bool(config.data.get("contours", False)))
   tx = make_optimizer(config.optimizer, config.train.num_steps, getattr(task, "trainable", None))
   schedule = learning_rate_schedule(config.optimizer, config.train.num_steps)
+  ema_decay = config.train.ema_decay if ema else 0.0
   if mesh is None:
-    state = create_train_state(task, tx, jax.random.PRNGKey(0), batch)
-    step = jax.jit(make_train_step(task, schedule), donate_argnums=0)
-  else:
-    batch = jax.device_put(batch, sharding.batch_sharding(mesh))
-    state = create_train_state(
-        task, tx, jax.random.PRNGKey(0), {k: v[:1] for k, v in batch.items()},
-        sharding.ParamLayout.from_config(mesh, config.mesh))
-    step = jit_train_step(task, schedule, jax.tree.map(lambda x: x.sharding, state), mesh)
+    state = create_train_state(task, tx, jax.random.PRNGKey(0), batch, ema_decay=ema_decay)
+    return jax.jit(make_train_step(task, schedule), donate_argnums=0), state, batch
+  batch = jax.device_put(batch, sharding.batch_sharding(mesh))
+  state = create_train_state(
+      task, tx, jax.random.PRNGKey(0), {k: v[:1] for k, v in batch.items()},
+      sharding.ParamLayout.from_config(mesh, config.mesh), ema_decay=ema_decay)
+  return jit_train_step(task, schedule, jax.tree.map(lambda x: x.sharding, state), mesh), state, batch
+
+
+def bench_train_step(config, batch_size: int, side: int, steps: int, mesh: jax.sharding.Mesh | None = None,
+                     ema: bool = False) -> tuple[dict[str, float], Any]:
+  """Compiles the trainer's step for `config` on a synthetic batch and times `steps` steps after one warm-up.
+
+  With a `mesh`, the batch and the state are laid out on it as the trainer does (`config.mesh` rules); `ema` as
+  in `train_step_setup`. Returns the STEP_COLUMNS measurements and the compiled step (for further analysis).
+  """
+  step, state, batch = train_step_setup(config, batch_size, side, mesh, ema)
 
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()
@@ -117,7 +128,7 @@ def main(*, description: str, title: str, cases: Sequence[str], run_case: Callab
 
   width = max(len(name) for name in cases) + 2
   print(f"{title} on {jax.devices()[0].device_kind} x{jax.device_count()}")
-  print(f"{'case':<{width}}" + "".join(f"{c.header:>{_width(c)}}" for c in columns))
+  print(f"{'case':<{width}}" + "".join(f"{c.header:>{column_width(c)}}" for c in columns))
   results = {}
   for name in args.cases.split(","):
     child = subprocess.run([sys.executable, sys.argv[0], "--one", name, "--steps", str(args.steps)],
@@ -134,5 +145,6 @@ def main(*, description: str, title: str, cases: Sequence[str], run_case: Callab
   print(f"Wrote {out}")
 
 
-def _width(column: Column) -> int:
+def column_width(column: Column) -> int:
+  """The width in a Column's format spec, e.g. 9 for ">9.3f"."""
   return int("".join(ch for ch in column.format.split(".")[0] if ch.isdigit()))
