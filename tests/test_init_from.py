@@ -1,6 +1,6 @@
 """init_from on Orbax params checkpoints (written as `python -m muraljax.port` writes them): exact restore into a
-subtree, checkpoint locations, every mismatch listed. A CAR run starting ARIN through the trainer is tested in
-test_arin.py."""
+subtree, a location without a checkpoint, every mismatch listed. Locations are resolved by muraljax.runs
+(test_runs.py); a CAR run starting ARIN through the trainer is tested in test_arin.py."""
 
 from __future__ import annotations
 
@@ -61,13 +61,6 @@ def test_params_land_exactly_in_the_named_subtree(car_checkpoint):
     init_from.initialise(state_of(fresh), config)
 
 
-def test_a_workdir_its_checkpoints_folder_or_a_step_folder_all_name_the_latest_checkpoint(car_checkpoint):
-  folder, _ = car_checkpoint
-  expected = folder / "checkpoints" / "0" / "state"
-  for path in (folder, folder / "checkpoints", folder / "checkpoints" / "0"):
-    assert init_from.state_item_dir(str(path)) == expected
-
-
 def test_mismatched_params_are_all_listed(car_checkpoint):
   folder, _ = car_checkpoint
   with pytest.raises(init_from.InitFromError) as error:
@@ -88,7 +81,7 @@ def test_mismatched_params_are_all_listed(car_checkpoint):
 
 def test_bad_locations_are_refused(tmp_path, car_checkpoint):
   with pytest.raises(init_from.InitFromError, match="holds no muraljax checkpoint; point it at a workdir"):
-    init_from.state_item_dir(str(tmp_path / "missing"))
+    init_from.restore_params(str(tmp_path / "missing"), {})
   config = tiny_arin_config().init_from
   config.checkpoint, config.into = str(car_checkpoint[0]), "car/upscaler/nope"
   message = r"names no subtree .*no 'car/upscaler/nope'.*pick the next key from \['add_mean'"

@@ -40,22 +40,18 @@ def main(argv: list[str]) -> None:
   del argv
   from muraljax import paths  # pylint: disable=g-import-not-at-top
   from muraljax.data.errors import DataError  # pylint: disable=g-import-not-at-top
+  from muraljax import runs  # pylint: disable=g-import-not-at-top
   from muraljax.evaluate import protocol  # pylint: disable=g-import-not-at-top
-  from muraljax.train import init_from  # pylint: disable=g-import-not-at-top
 
   options = flags.FLAGS
   try:
-    try:
-      step_dir = Path(init_from.state_item_dir(options.checkpoint)).parent
-    except init_from.InitFromError:
-      raise ValueError(f"--checkpoint {options.checkpoint} holds no muraljax checkpoint; pass a training workdir, its "
-                       "checkpoints/ folder or one checkpoints/<step> folder.") from None
+    step_dir = protocol.checkpoint_folder(options.checkpoint)
     config = options.config if options.config is not None else protocol.run_config(step_dir)
-    output_dir = options.output_dir or os.path.join(step_dir.parent.parent, "evaluation", step_dir.name)
+    output_dir = options.output_dir or os.path.join(runs.run_folder(step_dir), "evaluation", step_dir.name)
     reason = paths.unwritable_reason(output_dir)
     if reason is not None:
       raise ValueError(f"--output_dir {output_dir} cannot be written ({reason}); choose a folder you can write to.")
-    results = protocol.run(config, options.checkpoint, output_dir, data=options.data, data_dir=options.data_dir,
+    results = protocol.run(config, step_dir, output_dir, data=options.data, data_dir=options.data_dir,
                            max_images=options.max_images, seed=options.seed, conditions=tuple(options.conditions))
   except (DataError, ValueError) as error:
     sys.exit(f"Error: {error}")

@@ -34,11 +34,10 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from muraljax import tasks
+from muraljax import runs, tasks
 from muraljax.data import arrayrecord_source, pipeline, robustness
 from muraljax.evaluate import consistency, lpips, metrics, published
 from muraljax.evaluate.images import image_grid, save_png, to_uint8
-from muraljax.train import init_from
 
 CONDITIONS = {"clean": None, "gn8": ("noise", 8), "gn16": ("noise", 16), "jpeg60": ("jpeg", 60),
               "jpeg30": ("jpeg", 30)}
@@ -93,23 +92,30 @@ def load_cases(data_config: ml_collections.ConfigDict, data: str = "", data_dir:
   return cases, f"{dataset} '{split}' split, whole images, {config.mask_mode} masks"
 
 
+def checkpoint_folder(checkpoint: str | os.PathLike) -> Path:
+  """The checkpoints/<step> folder `--checkpoint` names (a workdir, its checkpoints/ folder or one step folder)."""
+  try:
+    return runs.resolve(checkpoint)
+  except runs.NoCheckpoint:
+    raise ValueError(f"--checkpoint {checkpoint} holds no muraljax checkpoint; pass a training workdir, its "
+                     "checkpoints/ folder or one checkpoints/<step> folder.") from None
+
+
 def run_config(step_dir: Path) -> ml_collections.ConfigDict:
-  """The config.json of the run that wrote checkpoints/<step> (in the workdir, two levels up)."""
-  for folder in (step_dir, *step_dir.parents[:2]):
-    if (folder / "config.json").is_file():
-      return ml_collections.ConfigDict(json.loads((folder / "config.json").read_text()))
-  raise ValueError(f"No config.json next to the checkpoint {str(step_dir)!r}; pass the model's config with --config.")
+  """The config.json of the run that wrote checkpoints/<step>, with today's defaults for the shared fields an older
+  run lacks (muraljax.runs.read_config)."""
+  try:
+    return runs.read_config(step_dir).config
+  except runs.NoConfig:
+    raise ValueError(f"No config.json next to the checkpoint {str(step_dir)!r}; pass the model's config with "
+                     "--config.") from None
 
 
-def load_predict(config: ml_collections.ConfigDict, checkpoint: str) -> Callable[[dict], jax.Array]:
+def load_predict(config: ml_collections.ConfigDict, checkpoint: str | os.PathLike) -> Callable[[dict], jax.Array]:
   """The task's jit-compiled predict(batch) with the params of `checkpoint` (a workdir, its checkpoints/ folder or
   a checkpoints/<step> folder; its EMA params when it kept them, as the trainer's evaluation)."""
   task = tasks.get_task(config)
-  side = config.data.patch_size
-  example = {"damaged": jnp.zeros((1, side, side, 3)), "clean": jnp.zeros((1, side, side, 3)),
-             "mask": jnp.zeros((1, side, side, 1))}
-  abstract = jax.eval_shape(task.init, jax.random.PRNGKey(0), example)
-  params = init_from.restore_params(checkpoint, abstract, prefer_ema=True)
+  params, _ = runs.load_task_params(checkpoint_folder(checkpoint), task, config)
   predict = jax.jit(task.predict)
   return lambda batch: predict(params, batch)
 
@@ -283,8 +289,9 @@ def _triple(row: dict) -> str:
   return " / ".join(_number(row.get(m)) for m in ("psnr", "ssim", "lpips"))
 
 
-def run(config: ml_collections.ConfigDict, checkpoint: str, output_dir: str, *, data: str = "", data_dir: str = "",
-        max_images: int = 0, seed: int = 0, conditions: tuple[str, ...] = tuple(CONDITIONS)) -> dict:
+def run(config: ml_collections.ConfigDict, checkpoint: str | os.PathLike, output_dir: str, *, data: str = "",
+        data_dir: str = "", max_images: int = 0, seed: int = 0, conditions: tuple[str, ...] = tuple(CONDITIONS)
+        ) -> dict:
   """Evaluates `checkpoint` and writes results.json, results.md and cases.png to `output_dir`; returns the
   results written to JSON."""
   unknown = sorted(set(conditions) - set(CONDITIONS))
@@ -293,8 +300,8 @@ def run(config: ml_collections.ConfigDict, checkpoint: str, output_dir: str, *, 
   cases, description = load_cases(config.data, data, data_dir, max_images, seed)
   if not cases:
     raise ValueError("There is no image to evaluate on; check --data and --max_images.")
-  step_dir = init_from.state_item_dir(checkpoint).parent
-  scores = evaluate(load_predict(config, checkpoint), cases, conditions, seed)
+  step_dir = checkpoint_folder(checkpoint)
+  scores = evaluate(load_predict(config, step_dir), cases, conditions, seed)
   results = {"checkpoint": os.fspath(step_dir), "step": int(step_dir.name), "task": config.task,
              "data": description, "images": len(cases), "seed": seed, "definitions": DEFINITIONS,
              "published": {"source": published.SOURCE, "clean": published.CLEAN,

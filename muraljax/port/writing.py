@@ -1,6 +1,6 @@
 """Writing ported params as a muraljax Orbax checkpoint plus a JSON report, all or nothing.
 
-Layout (the trainer's, so `config.init_from.checkpoint=OUT` loads it; see muraljax/train/init_from.py):
+Layout (a run's, muraljax.runs, so `config.init_from.checkpoint=OUT` loads it):
 
     OUT/checkpoints/0/state/     Orbax item {'params': params}
     OUT/port_report.json         what was read, inferred and mapped
@@ -18,11 +18,7 @@ import shutil
 import tempfile
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-import orbax.checkpoint as ocp
-
-from muraljax import paths
+from muraljax import paths, runs
 from muraljax.port.errors import PortError
 
 REPORT_FILE = "port_report.json"
@@ -46,7 +42,7 @@ def write(out: str | pathlib.Path, params: Any, report: dict[str, Any]) -> pathl
   path.parent.mkdir(parents=True, exist_ok=True)
   staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
   try:
-    write_params_checkpoint(staging / "checkpoints", params)
+    runs.write_params(staging, params, STEP)
     (staging / REPORT_FILE).write_text(json.dumps(report, indent=1) + "\n")
     if path.exists():
       path.rmdir()  # empty, checked above; os.replace needs the name free
@@ -56,12 +52,3 @@ def write(out: str | pathlib.Path, params: Any, report: dict[str, Any]) -> pathl
     raise
   return path
 
-
-def write_params_checkpoint(directory: pathlib.Path, params: Any, step: int = STEP) -> None:
-  """Writes `params` as the Orbax checkpoint `directory`/<step>/state holding {'params': params}, synchronously."""
-  options = ocp.CheckpointManagerOptions(create=True, enable_async_checkpointing=False)
-  with ocp.CheckpointManager(directory, options=options,
-                             item_handlers={"state": ocp.StandardCheckpointHandler()}) as manager:
-    state = {"params": jax.tree.map(jnp.asarray, params)}
-    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))
-    manager.wait_until_finished()

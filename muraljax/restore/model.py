@@ -4,17 +4,15 @@ params when the run kept them, as its evaluation used), and wrapped as a functio
 
 A run trained before muraljax gained a config field has no such field in its config.json. The shared sections
 (trainer, optimizer, mesh, init_from, data), which do not define the architecture, get the current defaults for
-it, with a note in the provenance record; a missing model field stops with a sentence naming it.
+it (muraljax.runs.read_config), with a note in the provenance record; a missing model field stops with a
+sentence naming it.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
-import os
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -24,16 +22,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from muraljax import tasks
-from muraljax.config import base_config
-from muraljax.data import pipeline
+from muraljax import runs, tasks
 from muraljax.data.contours import contour_map
 from muraljax.data.degrade import UNKNOWN_DAMAGE
 from muraljax.models.ops import crop_to, pad_to_multiple
 from muraljax.restore.errors import RestoreError
 from muraljax.restore.io import sha256_folder
 from muraljax.restore.tiling import TileFn
-from muraljax.train import init_from, state
+from muraljax.train import state
 
 MODELS = ("hinet", "arin", "diffumural")  # the families that restore murals
 SAMPLED_MODELS = ("diffumural",)  # draw restorations with a seed; the others are deterministic
@@ -68,55 +64,34 @@ class TrainedModel:
     return sum(math.prod(x.shape) for x in jax.tree.leaves(self.params))
 
 
-def _config_file(step_dir: Path) -> Path:
-  """The run's config.json: in the workdir two levels above <workdir>/checkpoints/<step>."""
-  for folder in (step_dir, *step_dir.parents[:2]):
-    if (folder / "config.json").is_file():
-      return folder / "config.json"
-  raise RestoreError(f"No config.json (the training run's config) next to the checkpoint {str(step_dir)!r}; pass "
-                     "the workdir of a muraljax training run as --checkpoint.")
+def _read_run(checkpoint: str) -> tuple[Path, runs.RunConfig]:
+  try:
+    step_dir = runs.resolve(checkpoint)
+  except runs.NoCheckpoint:
+    raise RestoreError(f"--checkpoint {checkpoint!r} holds no muraljax checkpoint; pass a training workdir, its "
+                       "checkpoints/ folder or one checkpoints/<step> folder.") from None
+  try:
+    return step_dir, runs.read_config(step_dir)
+  except runs.NoConfig:
+    raise RestoreError(f"No config.json (the training run's config) next to the checkpoint {str(step_dir)!r}; pass "
+                       "the workdir of a muraljax training run as --checkpoint.") from None
+  except runs.UnreadableConfig as error:
+    raise RestoreError(f"{str(error.path)!r} is not valid JSON ({error.reason}); restore the run's "
+                       "config.json.") from None
 
 
 def read_run(checkpoint: str) -> tuple[Path, ml_collections.ConfigDict]:
   """The checkpoints/<step> folder that `checkpoint` designates (a workdir, its checkpoints/ folder or one step
   folder; the latest step by default) and the config its run was trained with (the workdir's config.json)."""
-  try:
-    step_dir = Path(init_from.state_item_dir(os.path.abspath(checkpoint))).parent  # Orbax reads absolute paths only
-  except init_from.InitFromError:
-    raise RestoreError(f"--checkpoint {checkpoint!r} holds no muraljax checkpoint; pass a training workdir, its "
-                       "checkpoints/ folder or one checkpoints/<step> folder.") from None
-  config_path = _config_file(step_dir)
-  try:
-    return step_dir, ml_collections.ConfigDict(json.loads(config_path.read_text()))
-  except json.JSONDecodeError as error:
-    raise RestoreError(f"{str(config_path)!r} is not valid JSON ({error}); restore the run's config.json.") from None
-
-
-def _shared_defaults(task: str) -> ml_collections.ConfigDict:
-  """Today's defaults of the config sections that do not define the architecture."""
-  defaults = base_config(task)
-  defaults.data = pipeline.default_config()
-  return defaults
-
-
-def _add_defaults(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict, prefix: str = ""
-                  ) -> list[str]:
-  """Adds to `config`, in place, every field of `defaults` it lacks (recursing into sections both have); returns
-  the dotted names of the added fields."""
-  added = []
-  for key, value in defaults.items():
-    if key not in config:
-      config[key] = copy.deepcopy(value)
-      added.append(prefix + key)
-    elif isinstance(value, ml_collections.ConfigDict) and isinstance(config[key], ml_collections.ConfigDict):
-      added += _add_defaults(config[key], value, f"{prefix}{key}.")
-  return added
+  step_dir, run = _read_run(checkpoint)
+  return step_dir, run.config
 
 
 def load_model(checkpoint: str, name: str | None = None) -> TrainedModel:
   """The model trained in `checkpoint` (see `read_run`); `name`, when given, must be the family it was trained
   as."""
-  step_dir, config = read_run(checkpoint)
+  step_dir, run = _read_run(checkpoint)
+  config = run.config
   trained_as = config.get("task")
   if name is not None and name != trained_as:
     raise RestoreError(f"The checkpoint {str(step_dir)!r} holds a {trained_as!r} model, not {name!r}; pass "
@@ -124,36 +99,28 @@ def load_model(checkpoint: str, name: str | None = None) -> TrainedModel:
   if trained_as not in MODELS:
     raise RestoreError(f"The checkpoint {str(step_dir)!r} holds a {trained_as!r} model, which does not restore "
                        f"murals; use a checkpoint of one of {list(MODELS)}.")
-  added = _add_defaults(config, _shared_defaults(trained_as))
-  notes = ()
-  if added:
-    notes = (f"The run's config.json predates the config fields {', '.join(added)}; their current defaults were "
-             "used (they do not change the architecture).",)
   try:
     task = tasks.get_task(config)
-  except (AttributeError, KeyError) as error:
-    missing = re.search(r"'([^'\"]+)'", str(error))
-    setting = missing.group(1) if missing else error
-    raise RestoreError(f"The config.json of the run {checkpoint!r} lacks the setting {setting} that this version's "
-                       f"{trained_as} model needs; add it from configs/{trained_as}.py, or restore with the muraljax "
-                       "version that trained it.") from None
+  except AttributeError as error:  # the task read a field (error.name) that the run's config.json lacks
+    raise RestoreError(f"The config.json of the run {checkpoint!r} lacks the setting {error.name} that this "
+                       f"version's {trained_as} model needs; add it from configs/{trained_as}.py, or restore with "
+                       "the muraljax version that trained it.") from None
   except ValueError as error:
     raise RestoreError(f"The config.json of the run {checkpoint!r} describes no {trained_as} model this version can "
                        f"build ({str(error).rstrip('.')}); correct it, or restore with the muraljax version that "
                        "trained it.") from None
-  target = jax.eval_shape(task.init, jax.random.PRNGKey(0), _example(config))
   try:
-    params = init_from.restore_params(str(step_dir), target, prefer_ema=True)
-    weights = "ema_params" if "ema_params" in init_from.saved_items(str(step_dir)) else "params"
-  except init_from.InitFromError as error:
-    found = re.search(r"\((\d+) differences: (.*)\); ", str(error))
-    differences = f"{found.group(1)} differences, e.g. {'; '.join(found.group(2).split('; ')[:3])}" if found else error
+    params, weights = runs.load_task_params(step_dir, task, config)
+  except runs.ParamsMismatch as error:
     raise RestoreError(f"The checkpoint {str(step_dir)!r} does not hold the {trained_as} model its config.json "
-                       f"describes ({differences}); pass the workdir of the run that trained it.") from None
+                       f"describes ({len(error.differences)} differences, e.g. {'; '.join(error.differences[:3])}); "
+                       "pass the workdir of the run that trained it.") from None
   except Exception as error:  # pylint: disable=broad-except  # any reader failure means a damaged checkpoint
     raise RestoreError(f"The checkpoint {str(step_dir)!r} cannot be read ({type(error).__name__}); it is damaged or "
                        "incomplete: pass an intact step folder (checkpoints/<step>) or copy the run again.") from None
-  return TrainedModel(trained_as, config, task, params, step_dir, sha256_folder(step_dir / "state"), notes, weights)
+  notes = (run.note,) if run.note else ()
+  return TrainedModel(trained_as, config, task, params, step_dir, sha256_folder(step_dir / runs.STATE_ITEM), notes,
+                      weights)
 
 
 def untrained_model(config: ml_collections.ConfigDict) -> TrainedModel:

@@ -82,7 +82,7 @@ def verify(folder: str | Path) -> None:
 
 def ship(run: str, name: str, card: str, weights: Path = WEIGHTS) -> Path:
   """Writes the shipped model `weights`/`name` from the training run `run` and the model card text `card`."""
-  from muraljax.port.writing import write_params_checkpoint  # pylint: disable=g-import-not-at-top
+  from muraljax import runs  # pylint: disable=g-import-not-at-top
   from muraljax.restore.model import load_model  # pylint: disable=g-import-not-at-top
 
   model = load_model(run)
@@ -91,8 +91,8 @@ def ship(run: str, name: str, card: str, weights: Path = WEIGHTS) -> Path:
     raise RestoreError(f"{folder} exists already; remove it or choose another name.")
   try:
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps(_portable(model.config.to_dict()), indent=2) + "\n")
-    write_params_checkpoint(folder / "checkpoints", model.params, int(model.step_dir.name))
+    runs.write_config(folder, json.dumps(_portable(model.config.to_dict()), indent=2) + "\n")
+    runs.write_params(folder, model.params, int(model.step_dir.name))
     digests = "".join(f"| `{file}` | `{sha256_file(folder / file)}` |\n" for file in _files(folder))
     (folder / CARD_FILE).write_text(f"{card.rstrip()}\n\n## Files (SHA-256)\n\n| file | sha256 |\n|---|---|\n"
                                     f"{digests}")

@@ -32,8 +32,9 @@ PHASES = ("car", "hinet", "joint")
 
 def _part_config(config: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
   """The config a single-family task reads, from ARIN's `model.<name>` and `loss.<name>` sections."""
-  return ml_collections.ConfigDict({"model": config.model[name], "loss": config.loss[name], "train": config.train,
-                                    "data": config.data})
+  # Attribute access, as every task reads its config: a missing section raises AttributeError naming it.
+  return ml_collections.ConfigDict({"model": getattr(config.model, name), "loss": getattr(config.loss, name),
+                                    "train": config.train, "data": config.data})
 
 
 def _prefixed(prefix: str, metrics: dict[str, jax.Array]) -> dict[str, jax.Array]:

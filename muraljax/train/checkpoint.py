@@ -17,6 +17,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
 
+from muraljax import runs
 from muraljax.train.state import TrainState
 
 
@@ -36,7 +37,8 @@ class Checkpointer:
 
   def __init__(self, workdir: str, config: ml_collections.ConfigDict):
     self.every = config.checkpoint_every
-    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    self.workdir = workdir
+    self.directory = runs.checkpoints_dir(workdir)  # the layout of muraljax.runs: items 'state' and 'data'
     options = ocp.CheckpointManagerOptions(max_to_keep=config.max_to_keep, create=True,
                                            enable_async_checkpointing=True)
     self.manager = ocp.CheckpointManager(
@@ -94,8 +96,7 @@ class Checkpointer:
 
   def step_folders(self) -> list[int]:
     """The steps that have a folder in checkpoints/, complete or not, newest first."""
-    names = os.listdir(self.directory) if os.path.isdir(self.directory) else []
-    return sorted({int(name) for name in names if name.isdigit()} | set(self.manager.all_steps()), reverse=True)
+    return sorted(set(runs.steps(self.workdir)) | set(self.manager.all_steps()), reverse=True)
 
   def restore_newest_intact(self, state: TrainState, data_iterator: Any) -> TrainState | None:
     """Restores the newest checkpoint whose state reads back (None when there is no checkpoint folder at all).

@@ -14,10 +14,9 @@ from typing import Any
 
 import jax
 import ml_collections
-import orbax.checkpoint as ocp
 from absl import logging
-from etils import epath
 
+from muraljax import runs
 from muraljax.train.state import TrainState
 
 
@@ -25,69 +24,24 @@ class InitFromError(ValueError):
   """`init_from` names no usable checkpoint, or its params do not fit the model."""
 
 
-def state_item_dir(checkpoint: str) -> epath.Path:
-  """The Orbax `state` item folder of the checkpoint a workdir, checkpoints/ folder or step folder designates."""
-  path = epath.Path(checkpoint)
-  if (path / "checkpoints").is_dir():
-    path = path / "checkpoints"
-  steps = [p for p in path.iterdir() if p.name.isdigit()] if path.is_dir() else []
-  if steps:
-    path = max(steps, key=lambda p: int(p.name))
-  if not (path / "state").is_dir():
-    raise InitFromError(f"init_from.checkpoint={checkpoint!r} holds no muraljax checkpoint; point it at a "
-                        "workdir, its checkpoints/ folder or one checkpoints/<step> folder.")
-  return path / "state"
-
-
-def _leaves_by_path(tree: Any) -> dict[str, Any]:
-  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {"/".join(str(getattr(k, "key", k)) for k in path): leaf for path, leaf in flat}
-
-
-def _mismatches(saved: Any, target: Any) -> list[str]:
-  """Every key missing from, unexpected in, or shaped differently in `saved` compared with `target`."""
-  saved, target = _leaves_by_path(saved), _leaves_by_path(target)
-  problems = [f"missing {k} {tuple(target[k].shape)}" for k in sorted(target.keys() - saved.keys())]
-  problems += [f"unexpected {k} {tuple(saved[k].shape)}" for k in sorted(saved.keys() - target.keys())]
-  problems += [f"{k}: checkpoint {tuple(saved[k].shape)} vs model {tuple(target[k].shape)}"
-               for k in sorted(saved.keys() & target.keys()) if tuple(saved[k].shape) != tuple(target[k].shape)]
-  return problems
-
-
-def saved_items(checkpoint: str) -> set[str]:
-  """The top-level items of the checkpoint's state ('params', 'ema_params', 'opt_state', ...)."""
-  handler = ocp.PyTreeCheckpointHandler()
-  try:
-    return set(handler.metadata(state_item_dir(checkpoint)).tree)
-  finally:
-    handler.close()
-
-
-def restore_params(checkpoint: str, target: Any, prefer_ema: bool = False) -> Any:
-  """The params of `checkpoint`, restored with the shapes, dtypes and shardings of the pytree `target`; with
-  `prefer_ema`, its EMA params when it has them (what the trainer evaluates).
+def restore_params(checkpoint: str, target: Any) -> Any:
+  """The params of `checkpoint` (a workdir, its checkpoints/ folder or one step folder), restored with the shapes,
+  dtypes and shardings of the pytree `target`.
 
   Raises InitFromError listing every mismatched key when the saved params do not have exactly `target`'s keys
   and shapes.
   """
-  directory = state_item_dir(checkpoint)
-  handler = ocp.PyTreeCheckpointHandler()
   try:
-    items = handler.metadata(directory).tree
-    item = "ema_params" if prefer_ema and "ema_params" in items else "params"
-    saved = items.get(item, {})
-    problems = _mismatches(saved, target)
-    if problems:
-      raise InitFromError(f"The params in {directory.parent} do not fit the model ({len(problems)} differences: "
-                          f"{'; '.join(problems)}); init from a checkpoint of the same architecture or fix "
-                          "init_from.into.")
-    abstract = {item: jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)), target)}
-    restored = handler.restore(directory, args=ocp.args.PyTreeRestore(
-        item=abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract), partial_restore=True))
-  finally:
-    handler.close()
-  return restored[item]
+    step_dir = runs.resolve(checkpoint)
+  except runs.NoCheckpoint:
+    raise InitFromError(f"init_from.checkpoint={checkpoint!r} holds no muraljax checkpoint; point it at a "
+                        "workdir, its checkpoints/ folder or one checkpoints/<step> folder.") from None
+  try:
+    return runs.load_params(step_dir, target)[0]
+  except runs.ParamsMismatch as error:
+    raise InitFromError(f"The params in {step_dir} do not fit the model ({len(error.differences)} differences: "
+                        f"{'; '.join(error.differences)}); init from a checkpoint of the same architecture or fix "
+                        "init_from.into.") from None
 
 
 def initialise(state: TrainState, config: ml_collections.ConfigDict) -> TrainState:

@@ -23,7 +23,7 @@ import optax
 from absl import logging
 
 from muraljax import config as config_lib
-from muraljax import paths, tasks
+from muraljax import paths, runs, tasks
 from muraljax.data import pipeline
 from muraljax.evaluate.images import image_grid, save_png
 from muraljax.train import evaluation, init_from, sharding, summaries, throughput
@@ -130,14 +130,10 @@ def check_writable_folder(workdir: str) -> None:
 def check_same_architecture(workdir: str, config: ml_collections.ConfigDict) -> None:
   """Raises ValueError when `workdir` holds checkpoints of a run whose config.json describes another model than
   `config` (resuming would fail inside Orbax, after the record had been overwritten), naming the fields."""
-  stored_path = os.path.join(workdir, "config.json")
-  checkpoints = os.path.join(workdir, "checkpoints")
-  if not (os.path.isfile(stored_path) and os.path.isdir(checkpoints) and
-          any(name.isdigit() for name in os.listdir(checkpoints))):
+  if not (runs.config_file(workdir).is_file() and runs.steps(workdir)):
     return
   try:
-    with open(stored_path) as f:
-      stored = json.load(f)
+    stored = json.loads(runs.config_file(workdir).read_text())
   except (OSError, json.JSONDecodeError):
     return  # an unreadable record is rewritten; the checkpoint restore then checks the shapes itself
   new = json.loads(config.to_json_best_effort())
@@ -165,12 +161,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
   check_writable_folder(workdir)
   check_same_architecture(workdir, config)
   if jax.process_index() == 0:
-    # The run's full config, so tools (evaluation, restoration) can rebuild the model from the workdir alone.
-    # Written to a temporary file and renamed, so an interruption never leaves a truncated record.
-    path = os.path.join(workdir, "config.json")
-    with open(path + ".tmp", "w") as f:
-      f.write(config_text)
-    os.replace(path + ".tmp", path)
+    runs.write_config(workdir, config_text)  # so tools (evaluation, restoration) rebuild the model from the workdir
   train_cfg = config.train
   mesh = sharding.make_mesh(config.mesh)
   sharding.check_batch_size(train_cfg.batch_size, mesh)
