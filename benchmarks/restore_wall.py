@@ -45,7 +45,7 @@ import common
 
 from muraljax.data import degrade
 from muraljax.data.murals import generate_mural
-from muraljax.evaluate.images import save_png, to_uint8
+from muraljax.metrics.image_files import save_png, to_uint8
 from muraljax.restore import __main__ as command
 from muraljax.restore import shipped
 from muraljax.restore.model import TrainedModel, load_model, read_run, untrained_model

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from muraljax.evaluate import consistency
+from muraljax.metrics import consistency
 
 
 def _stripes() -> np.ndarray:

@@ -11,7 +11,7 @@ import pytest
 from conftest import load_config
 
 from muraljax import tasks
-from muraljax.evaluate import lpips
+from muraljax.metrics import lpips
 from muraljax.models import partitioning
 from muraljax.models.hinet import HINet
 from muraljax.models.prefill import harmonic_fill

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from muraljax.evaluate import lpips
+from muraljax.metrics import lpips
 
 torch = pytest.importorskip("torch")
 nn = torch.nn

@@ -7,7 +7,7 @@ import pytest
 
 from muraljax.data import pipeline, robustness
 from muraljax.data.errors import DataError
-from muraljax.evaluate import metrics
+from muraljax.metrics import psnr_ssim
 
 
 def _corruption(**fields):
@@ -46,7 +46,7 @@ def test_jpeg_changes_the_image_more_at_lower_quality_and_is_deterministic():
     assert encoded.dtype == np.float32 and encoded.shape == image.shape
     assert not np.array_equal(encoded, image)
     np.testing.assert_array_equal(encoded, robustness.jpeg_reencode(image, quality))
-    psnr[quality] = float(metrics.psnr(encoded[None], image[None])[0])
+    psnr[quality] = float(psnr_ssim.psnr(encoded[None], image[None])[0])
   assert psnr[95] > psnr[60] > psnr[30] > psnr[5], psnr
 
 

@@ -66,5 +66,5 @@ def test_only_what_the_target_lacks_is_collected(tmp_path, monkeypatch):
   assert sorted(path.name.split("-")[0] for path in wheels) == ["array_record", "grain", "ml_collections", "muraljax"]
   with zipfile.ZipFile(next(p for p in wheels if p.name.startswith("muraljax"))) as project:
     names = project.namelist()
-  assert "muraljax/evaluate/lpips_alexnet.npz" in names  # The package data travels in the wheel.
+  assert "muraljax/metrics/lpips_alexnet.npz" in names  # The package data travels in the wheel.
   assert any(name.startswith("muraljax/weights/inpaint-small/") for name in names)

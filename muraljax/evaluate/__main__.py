@@ -69,7 +69,7 @@ def _anchors(config, checkpoint: str, output_dir: str) -> None:
   import json  # pylint: disable=g-import-not-at-top
   import muraljax.restore as R  # pylint: disable=g-import-not-at-top
   from muraljax.evaluate import anchors, protocol  # pylint: disable=g-import-not-at-top
-  from muraljax.evaluate.images import to_uint8  # pylint: disable=g-import-not-at-top
+  from muraljax.metrics.image_files import to_uint8  # pylint: disable=g-import-not-at-top
 
   options = flags.FLAGS
   cases, _ = protocol.load_cases(config.data, options.data, options.data_dir, options.max_images, options.seed)

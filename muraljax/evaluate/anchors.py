@@ -7,7 +7,7 @@ inpainting benchmark masks (muraljax.data.degrade). Every method fills the same 
   psnr_masked   PSNR over the damaged pixels          psnr    PSNR of the whole image
   ssim          SSIM of the whole image               lpips   LPIPS (AlexNet) of the whole image
 
-all from muraljax.evaluate.metrics and muraljax.evaluate.lpips, averaged over cases. The classical anchors are
+all from muraljax.metrics.psnr_ssim and muraljax.metrics.lpips, averaged over cases. The classical anchors are
 'damaged input' (holes black), OpenCV Telea and Navier-Stokes (`cv2.inpaint`, radius 5) and scikit-image's
 biharmonic inpainting, and the harmonic fill the inpainting models start from (muraljax.models.prefill); OpenCV
 comes with the `anchors` extra (`pip install -e .[anchors]`).
@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from muraljax.data import degrade
-from muraljax.evaluate import lpips, metrics
-from muraljax.evaluate.images import to_uint8
+from muraljax.metrics import lpips, psnr_ssim
+from muraljax.metrics.image_files import to_uint8
 from muraljax.models.prefill import harmonic_fill
 
 MASK_KINDS = {"boxes": degrade.box_mask, "strokes": degrade.stroke_mask}
@@ -97,8 +97,8 @@ def score(restored: np.ndarray, case: Case, lpips_metric: lpips.LPIPS) -> dict[s
   pred = jnp.asarray(restored, jnp.float32)[None] / 255.0
   clean = jnp.asarray(case.clean, jnp.float32)[None] / 255.0
   mask = jnp.asarray(case.mask, jnp.float32)[None, ..., None]
-  return {"psnr_masked": float(metrics.psnr(pred, clean, mask)[0]), "psnr": float(metrics.psnr(pred, clean)[0]),
-          "ssim": float(metrics.ssim(pred, clean)[0]), "lpips": float(lpips_metric(pred, clean)[0])}
+  return {"psnr_masked": float(psnr_ssim.psnr(pred, clean, mask)[0]), "psnr": float(psnr_ssim.psnr(pred, clean)[0]),
+          "ssim": float(psnr_ssim.ssim(pred, clean)[0]), "lpips": float(lpips_metric(pred, clean)[0])}
 
 
 def compare(methods: dict[str, Inpainter], cases: Sequence[Case],

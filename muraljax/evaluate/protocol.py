@@ -5,12 +5,12 @@ Every image is restored from its damaged input under each condition: 'clean', Ga
 (0-255 scale) and JPEG re-encoding at quality 60 and 30 (muraljax.data.robustness), applied to the whole damaged
 input with a seed per (image, condition). Per image and condition:
 
-  psnr, ssim           muraljax.evaluate.metrics (skimage's definitions; tested against it), whole image
+  psnr, ssim           muraljax.metrics.psnr_ssim (skimage's definitions; tested against it), whole image
   dssim                1 - SSIM, the challenge's definition (not (1 - SSIM) / 2)
-  lpips                LPIPS v0.1, AlexNet (muraljax.evaluate.lpips)
+  lpips                LPIPS v0.1, AlexNet (muraljax.metrics.lpips)
   *_masked             the same over the damaged pixels only (SSIM: its map's mean over them; LPIPS: per-layer
                        maps weighted by the resized mask); images without damage are not scored
-  ccon, tcon, econ     consistency of the restored region with its surroundings (muraljax.evaluate.consistency);
+  ccon, tcon, econ     consistency of the restored region with its surroundings (muraljax.metrics.consistency);
                        the ground truth's own scores are reported once, as a reference
 
 Means are over images (masked metrics over the images that have damage to score, consistency over those it can
@@ -36,8 +36,9 @@ from PIL import Image
 
 from muraljax import runs, tasks
 from muraljax.data import arrayrecord_source, pipeline, robustness
-from muraljax.evaluate import consistency, lpips, metrics, published
-from muraljax.evaluate.images import image_grid, save_png, to_uint8
+from muraljax.evaluate import published
+from muraljax.metrics import consistency, lpips, psnr_ssim
+from muraljax.metrics.image_files import image_grid, save_png, to_uint8
 
 CONDITIONS = {"clean": None, "gn8": ("noise", 8), "gn16": ("noise", 16), "jpeg60": ("jpeg", 60),
               "jpeg30": ("jpeg", 30)}
@@ -131,10 +132,7 @@ def corrupt(damaged: np.ndarray, condition: str, rng: np.random.Generator) -> np
 
 @jax.jit
 def _quality(restored: jax.Array, clean: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
-  values = {"psnr": metrics.psnr(restored, clean), "ssim": metrics.ssim(restored, clean),
-            "psnr_masked": metrics.psnr(restored, clean, mask), "ssim_masked": metrics.ssim(restored, clean, mask)}
-  values["dssim"], values["dssim_masked"] = 1.0 - values["ssim"], 1.0 - values["ssim_masked"]
-  return {k: v[0] for k, v in values.items()}
+  return {k: v[0] for k, v in psnr_ssim.whole_and_masked(restored, clean, mask).items()}
 
 
 def score_case(case: Case, restored: np.ndarray, lpips_metric: lpips.LPIPS) -> dict[str, float]:
@@ -143,11 +141,7 @@ def score_case(case: Case, restored: np.ndarray, lpips_metric: lpips.LPIPS) -> d
   values = {k: float(v) for k, v in _quality(restored, clean, mask).items()}
   values["lpips"] = float(lpips_metric(restored, clean)[0])
   values["lpips_masked"] = float(lpips_metric(restored, clean, mask)[0])
-  unscored = {"psnr_masked": metrics.damaged_pixel_count(mask)[0] == 0,
-              "lpips_masked": metrics.damaged_pixel_count(mask)[0] == 0,
-              "ssim_masked": metrics.ssim_scored_pixel_count(mask)[0] == 0,
-              "dssim_masked": metrics.ssim_scored_pixel_count(mask)[0] == 0}
-  values |= {k: None for k, missing in unscored.items() if missing}
+  values |= {k: None for k, counted in psnr_ssim.scored(mask).items() if not counted[0]}
   for name, score in consistency.SCORES.items():
     value = score(np.asarray(restored[0]), case.mask)
     values[name] = None if math.isnan(value) else value
@@ -272,7 +266,7 @@ DEFINITIONS = {
             "maps weighted by the mask resized to each layer",
     "CCON / TCON / ECON": "colour histogram intersection, texture-energy ratio and edge-continuation F1 of the "
                           "restored region against its 8 px surroundings, in [0, 1], 1 = consistent (see "
-                          "muraljax/evaluate/consistency.py)",
+                          "muraljax/metrics/consistency.py)",
     "hole ratio": "share of damaged pixels; buckets [0, 0.1), ..., [0.5, 0.6], above that 0.6-1.0",
     "conditions": "Gaussian noise sigma 8 / 16 on the 0-255 scale or JPEG quality 60 / 30 applied to the whole "
                   "damaged input",

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from muraljax.data.degrade import DAMAGE_TYPES
-from muraljax.evaluate.images import save_png, to_uint8
+from muraljax.metrics.image_files import save_png, to_uint8
 from muraljax.restore import api, damage_detection, figures, io, masks, provenance, shipped
 from muraljax.restore.errors import RestoreError, exit_status
 from muraljax.restore.model import MODELS, TrainedModel

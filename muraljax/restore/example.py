@@ -25,8 +25,8 @@ from PIL import Image
 from muraljax import config as config_lib
 from muraljax.data import degrade
 from muraljax.data.murals import generate_mural
-from muraljax.evaluate.images import save_png, to_uint8
-from muraljax.evaluate.metrics import psnr
+from muraljax.metrics.image_files import save_png, to_uint8
+from muraljax.metrics.psnr_ssim import psnr
 from muraljax.restore.__main__ import main as restore_main
 from muraljax.restore.errors import RestoreError, exit_status
 from muraljax.restore.model import read_run

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from muraljax.evaluate.images import image_grid, to_uint8
+from muraljax.metrics.image_files import image_grid, to_uint8
 
 COMPARISON_SIDE = 1024
 """Each panel of comparison.png is scaled down so that its longer side is at most this many pixels."""

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from muraljax.data.degrade import DAMAGE_TYPES
-from muraljax.evaluate.images import to_uint8
+from muraljax.metrics.image_files import to_uint8
 from muraljax.restore.errors import RestoreError
 from muraljax.restore.model import TilePredictor, TrainedModel
 from muraljax.restore.tiling import ProgressBar, make_tiling, run_tiles

@@ -7,7 +7,7 @@ in `config.loss`; 0 switches a term off):
 
   psnr_weight * (PSNR loss of stage 1 + PSNR loss of stage 2)     the paper's loss (`psnr_loss`)
   + hole_l1_weight * (hole L1 of stage 1 + hole L1 of stage 2)    `hole_l1`, damaged pixels weighted hole_weight
-  + perceptual_weight * LPIPS(stage 2, clean)                     AlexNet LPIPS (muraljax.evaluate.lpips)
+  + perceptual_weight * LPIPS(stage 2, clean)                     AlexNet LPIPS (muraljax.metrics.lpips)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from muraljax import config as config_lib
-from muraljax.evaluate import lpips
+from muraljax.metrics import lpips
 from muraljax.models import partitioning
 from muraljax.models.hinet import HINet
 from muraljax.tasks.base import Batch, Params

@@ -1,8 +1,8 @@
 """Periodic evaluation on the fixed held-out set: restoration quality against the damaged-input baseline.
 
 Per image, restored and damaged input alike: PSNR and SSIM over the whole image and inside the damage mask
-(muraljax.evaluate.metrics), and CCON, TCON and ECON, the colour, texture and edge consistency of the damaged
-region with its surroundings, in [0, 1] (muraljax.evaluate.consistency defines them; no ground truth needed).
+(muraljax.metrics.psnr_ssim), and CCON, TCON and ECON, the colour, texture and edge consistency of the damaged
+region with its surroundings, in [0, 1] (muraljax.metrics.consistency defines them; no ground truth needed).
 The ground truth's own consistency scores (`eval/clean_*`) say how consistent the real painting is there.
 Means skip images a metric cannot score (no damage, or nothing around it).
 """
@@ -14,19 +14,17 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
-from muraljax.evaluate import consistency, metrics
+from muraljax.metrics import consistency, psnr_ssim
 from muraljax.tasks.base import Batch
+
+QUALITY = ("psnr", "ssim", "psnr_masked", "ssim_masked")
+"""The muraljax.metrics.psnr_ssim values logged for the restored and the damaged input."""
 
 
 def _quality(pred: jax.Array, batch: Batch) -> dict[str, jax.Array]:
   """Per-image PSNR / SSIM over the whole image and inside the damage mask, each [B]."""
-  clean, mask = batch["clean"], batch["mask"]
-  return {
-      "psnr": metrics.psnr(pred, clean),
-      "ssim": metrics.ssim(pred, clean),
-      "psnr_masked": metrics.psnr(pred, clean, mask=mask),
-      "ssim_masked": metrics.ssim(pred, clean, mask=mask),
-  }
+  values = psnr_ssim.whole_and_masked(pred, batch["clean"], batch["mask"])
+  return {name: values[name] for name in QUALITY}
 
 
 def make_eval_fn(predict: Callable[..., jax.Array]) -> Callable[..., tuple[jax.Array, dict[str, jax.Array]]]:
@@ -39,9 +37,8 @@ def make_eval_fn(predict: Callable[..., jax.Array]) -> Callable[..., tuple[jax.A
     damaged_quality = _quality(batch["damaged"], batch)
     per_image = {f"eval/{k}": v for k, v in restored_quality.items()}
     per_image |= {f"eval/damaged_{k}": v for k, v in damaged_quality.items()}
-    # Masked metrics only count for images with damaged pixels they can score.
-    per_image["scored/psnr_masked"] = metrics.damaged_pixel_count(batch["mask"]) > 0
-    per_image["scored/ssim_masked"] = metrics.ssim_scored_pixel_count(batch["mask"]) > 0
+    per_image |= {f"scored/{name}": counted for name, counted in psnr_ssim.scored(batch["mask"]).items()
+                  if name in QUALITY}
     return restored, per_image
 
   return eval_fn

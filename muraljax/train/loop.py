@@ -25,7 +25,7 @@ from absl import logging
 from muraljax import config as config_lib
 from muraljax import paths, runs, tasks
 from muraljax.data import pipeline
-from muraljax.evaluate.images import image_grid, save_png
+from muraljax.metrics.image_files import image_grid, save_png
 from muraljax.train import evaluation, init_from, sharding, summaries, throughput
 from muraljax.train.checkpoint import Checkpointer, CheckpointSaveError
 from muraljax.train.state import TrainState, create_train_state, learning_rate_schedule, make_optimizer

