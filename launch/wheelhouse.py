@@ -69,9 +69,10 @@ def resolve(requirements: list[str], python: str, platform: str, pip_options: li
     return {}
   with tempfile.TemporaryDirectory() as scratch:
     report = pathlib.Path(scratch) / "report.json"
+    # --target (never written to by a dry run) because pip before 24 refuses --platform without it.
     subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-                    "--report", str(report), *_target_options(python, platform, pip_options), *requirements],
-                   check=True)
+                    "--target", str(pathlib.Path(scratch) / "unused"), "--report", str(report),
+                    *_target_options(python, platform, pip_options), *requirements], check=True)
     resolved = json.loads(report.read_text())["install"]
   return {canonical(item["metadata"]["name"]): {"name": item["metadata"]["name"],
                                                 "version": item["metadata"]["version"],
