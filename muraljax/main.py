@@ -2,23 +2,22 @@
 
 Config fields are overridden with `--config.section.field=value`. A multi-process job (TPU pod, SLURM, or
 JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID in the environment) is joined automatically
-with `jax.distributed.initialize()` before anything touches the devices.
+with `jax.distributed.initialize()` before anything touches the devices. A mistake stops it with one sentence and
+exit status 2 (muraljax.cli).
 """
 
 from __future__ import annotations
 
 import logging as pylogging
 import os
-import re
 import socket
 import sys
 import time
 
-import ml_collections
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
-from muraljax import config as config_lib
+from muraljax import cli
 
 config_flags.DEFINE_config_file("config", None, "Training config: path/to/config.py[:variant].", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and images; re-running resumes from it.")
@@ -53,8 +52,8 @@ def _wait_for_coordinator(address: str, timeout: float) -> None:
       return
     except OSError:
       if time.monotonic() > deadline:
-        raise SystemExit(f"Error: no coordinator answered at {address} within {timeout:.0f} s; start process 0 "
-                         "(it hosts the coordinator) and check JAX_COORDINATOR_ADDRESS.") from None
+        raise cli.CommandError(f"no coordinator answered at {address} within {timeout:.0f} s; start process 0 "
+                               "(it hosts the coordinator) and check JAX_COORDINATOR_ADDRESS.") from None
       time.sleep(1)
 
 
@@ -65,7 +64,7 @@ def _initialize_distributed() -> None:
   if "JAX_COORDINATOR_ADDRESS" in env:
     missing = [k for k in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID") if k not in env]
     if missing:
-      raise SystemExit(f"Error: JAX_COORDINATOR_ADDRESS is set but {', '.join(missing)} is not; set all three.")
+      raise cli.CommandError(f"JAX_COORDINATOR_ADDRESS is set but {', '.join(missing)} is not; set all three.")
     if int(env["JAX_PROCESS_ID"]) != 0:
       _wait_for_coordinator(env["JAX_COORDINATOR_ADDRESS"], flags.FLAGS.coordinator_timeout)
     jax.distributed.initialize(coordinator_address=env["JAX_COORDINATOR_ADDRESS"],
@@ -75,19 +74,11 @@ def _initialize_distributed() -> None:
     jax.distributed.initialize()
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-  """absl flag parsing, with config override mistakes reported as one sentence instead of a traceback."""
-  try:
-    return flags.FLAGS(argv)
-  except (AttributeError, KeyError, TypeError, ValueError, flags.Error) as e:
-    text = str(e).strip()
-    raised_by_config = re.match(r"flag (\S+): Error whilst parsing config file", text)
-    if raised_by_config and "Traceback (most recent call last)" in text:
-      # config_flags embeds the config file's traceback; its last line is the sentence that names the fix.
-      detail = text.splitlines()[-1].partition(": ")[2]
-      raise SystemExit(f"Bad command line: {raised_by_config.group(1)}: {detail}") from None
-    message = text.strip("'\"").replace("\\n", " ").replace("\n", " ")
-    raise SystemExit(f"Bad command line: {message}") from None
+def _log_like_absl_apps() -> None:
+  """absl's log handler, at INFO unless --verbosity says otherwise: what absl.app.run would set up."""
+  logging.use_absl_handler()
+  if flags.FLAGS["verbosity"].using_default_value:
+    flags.FLAGS.verbosity = 0
 
 
 def _quiet_library_logs() -> None:
@@ -98,25 +89,9 @@ def _quiet_library_logs() -> None:
   logging.get_absl_handler().addFilter(keep)
 
 
-def _loaded_config():
-  """--config, loaded; a file that cannot be loaded stops here, with one sentence, before anything is written."""
-  config = flags.FLAGS.config
-  if isinstance(config, ml_collections.ConfigDict):
-    return config
-  # config_flags stands in an object that raises on use for a config file that failed to load; our own loader
-  # says why in one sentence.
-  spec = config_flags.get_config_filename(flags.FLAGS["config"])
-  try:
-    config_lib.load(spec)
-  except ValueError as error:  # names the spec and the fix
-    sys.exit(f"Error: --config {error}")
-  except Exception as error:  # pylint: disable=broad-except  # whatever else the config file raised
-    sys.exit(f"Error: --config {spec} cannot be loaded ({type(error).__name__}: {error}); fix the file.")
-  sys.exit(f"Error: --config {spec} cannot be loaded; check that it defines get_config().")
-
-
 def main(argv: list[str]) -> None:
   del argv
+  _log_like_absl_apps()
   _quiet_library_logs()
   if flags.FLAGS.distributed or (flags.FLAGS.distributed is None and _is_multiprocess_environment()):
     _initialize_distributed()
@@ -125,21 +100,18 @@ def main(argv: list[str]) -> None:
 
   from muraljax.train import aot  # pylint: disable=g-import-not-at-top
 
-  config = _loaded_config()
+  # A config file that cannot be loaded stops here, with one sentence, before anything is written.
+  config = cli.loaded_config(flags.FLAGS)
   if not (flags.FLAGS.workdir or flags.FLAGS.compile_only):
-    sys.exit("Error: --workdir is required: the directory for checkpoints and logs (or pass --compile_only).")
+    raise cli.CommandError("--workdir is required: the directory for checkpoints and logs (or pass --compile_only).")
   logging.info("Config:\n%s", config)
-  try:
-    if flags.FLAGS.compile_only:
-      print(aot.compile_train_step(config)[1].summary())
-    else:
-      loop.run(config, flags.FLAGS.workdir)
-  # Bad input anywhere (data, mesh, model settings, init_from) is a ValueError that names the fix; the run
-  # diverging is the one runtime failure reported the same way.
-  except (ValueError, loop.TrainingDiverged, loop.CheckpointSaveError) as e:
-    logging.debug("Stopped by", exc_info=e)
-    sys.exit(f"Error: {e}")
+  # Bad input anywhere (data, mesh, model settings, init_from) is a ValueError that names the fix, and the run
+  # diverging or failing to save stops with one sentence too: muraljax.cli reports them.
+  if flags.FLAGS.compile_only:
+    print(aot.compile_train_step(config)[1].summary())
+  else:
+    loop.run(config, flags.FLAGS.workdir)
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=_parse_flags)
+  sys.exit(cli.run(main, flags.FLAGS, __doc__))

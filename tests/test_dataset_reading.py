@@ -116,7 +116,7 @@ def test_prepare_without_the_datasets_extra_says_what_to_install(tmp_path, monke
               "`pip install 'muraljax[datasets]'`.")
   prepare_run = _run("import runpy; sys.argv[0] = 'prepare'; runpy.run_module('muraljax.data.prepare', "
                      "run_name='__main__', alter_sys=True)", "dunhuang_challenge", f"--manual_dir={tmp_path}")
-  assert prepare_run.returncode == 1 and prepare_run.stderr.strip() == sentence, prepare_run.stderr[-3000:]
+  assert prepare_run.returncode == 2 and prepare_run.stderr.strip() == sentence, prepare_run.stderr[-3000:]
   assert not prepare_run.stdout
   monkeypatch.setattr(prepare, "tfds", None)  # what the module sets when either is missing
   with pytest.raises(DataError, match=r"pip install 'muraljax\[datasets\]'"):

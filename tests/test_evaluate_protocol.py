@@ -65,7 +65,7 @@ def test_bad_folders_are_refused_before_evaluating(workdir, tmp_path, problem):
   command = [sys.executable, "-m", "muraljax.evaluate", f"--checkpoint={checkpoint}", f"--output_dir={output_dir}"]
   finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-  assert finished.returncode == 1 and "Traceback" not in finished.stderr
+  assert finished.returncode == 2 and "Traceback" not in finished.stderr
   expected = (f"cannot be written ({tmp_path / 'file'} is a file, not a folder)" if problem == "output below a file"
               else f"--checkpoint {tmp_path} holds no muraljax checkpoint")
   assert expected in finished.stderr.strip().splitlines()[-1]

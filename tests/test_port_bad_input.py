@@ -40,7 +40,7 @@ def tiny_hinet() -> dict[str, torch.Tensor]:
 
 def run_cli(tmp_path: pathlib.Path, capsys, model: str, src: pathlib.Path) -> str:
   """Runs the port CLI into tmp_path/out, asserts it failed and wrote nothing; returns the error."""
-  assert cli.main(["--model", model, "--src", str(src), "--out", str(tmp_path / "out")]) == 1
+  assert cli.main(["--model", model, "--src", str(src), "--out", str(tmp_path / "out")]) == 2
   assert not (tmp_path / "out").exists()
   assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
   return capsys.readouterr().err
@@ -114,7 +114,7 @@ def test_occupied_output_folder_is_not_overwritten(tmp_path, capsys, tiny_hinet)
   (tmp_path / "out").mkdir()
   (tmp_path / "out" / "keep.txt").write_text("mine")
 
-  assert cli.main(["--model", "hinet", "--src", str(path), "--out", str(tmp_path / "out")]) == 1
+  assert cli.main(["--model", "hinet", "--src", str(path), "--out", str(tmp_path / "out")]) == 2
   assert "already exists" in capsys.readouterr().err
   assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
 
@@ -123,7 +123,7 @@ def test_an_output_folder_below_a_file_is_refused_before_reading(tmp_path, capsy
   path = tmp_path / "HINet.pth"
   torch.save({"params": tiny_hinet}, path)
   (tmp_path / "file").write_text("x")
-  assert cli.main(["--model", "hinet", "--src", str(path), "--out", str(tmp_path / "file" / "out")]) == 1
+  assert cli.main(["--model", "hinet", "--src", str(path), "--out", str(tmp_path / "file" / "out")]) == 2
   assert f"cannot be written ({tmp_path / 'file'} is a file, not a folder)" in capsys.readouterr().err
 
 

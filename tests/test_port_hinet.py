@@ -95,7 +95,7 @@ def test_config_mismatch_lists_every_difference_and_partial_port_fills_them(tmp_
   config = f"{REPO / 'configs' / 'hinet.py'}:smoke"  # wf 8, depth 3, HIN at every level
   args = ["--model", "hinet", "--src", str(src), "--config", config]
 
-  assert cli.main([*args, "--out", str(tmp_path / "strict")]) == 1
+  assert cli.main([*args, "--out", str(tmp_path / "strict")]) == 2
   error = capsys.readouterr().err
   missing = [f"down_path_{s}.{i}.norm.{leaf}" for s in (1, 2) for i in (0, 1) for leaf in ("weight", "bias")]
   assert "8 missing" in error and all(name in error for name in missing)
@@ -123,5 +123,5 @@ def test_config_overrides_and_the_train_command_for_arin(tmp_path, capsys):
   command = capsys.readouterr().out.splitlines()[-1]
   assert "--config.model.hinet.hin_levels=()" in command and command.endswith("--config.init_from.into=hinet")
 
-  assert cli.main([*args, "--out", str(tmp_path / "bad"), "--config.model.hinet.hin_level=()"]) == 1
+  assert cli.main([*args, "--out", str(tmp_path / "bad"), "--config.model.hinet.hin_level=()"]) == 2
   assert "no field model.hinet.hin_level" in capsys.readouterr().err

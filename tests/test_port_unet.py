@@ -97,7 +97,7 @@ def test_expected_tensors_are_the_diffusers_names_and_shapes():
 def test_settings_the_unet_does_not_implement_are_all_refused(tmp_path, capsys):
   diffusers.UNet2DModel(**TINY, downsample_padding=0, act_fn="gelu").save_pretrained(tmp_path / "model")
 
-  assert cli.main(["--model", "unet", "--src", str(tmp_path / "model"), "--out", str(tmp_path / "out")]) == 1
+  assert cli.main(["--model", "unet", "--src", str(tmp_path / "model"), "--out", str(tmp_path / "out")]) == 2
   error = capsys.readouterr().err
   assert "downsample_padding=0" in error and "act_fn='gelu'" in error
   assert not (tmp_path / "out").exists()

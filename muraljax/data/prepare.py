@@ -7,7 +7,7 @@ NAME is `dunhuang_challenge` or `mural_folder` (see muraljax.data.datasets). TFD
 the command ends by printing where the dataset went, what each split holds, what was skipped and why, and the
 config fields that train on it. An existing build is kept unless --overwrite is given. Building needs
 TensorFlow and tensorflow-datasets, the `datasets` extra (`pip install 'muraljax[datasets]'`); reading the result
-needs neither.
+needs neither. A mistake stops it with one sentence (exit status 2, as every muraljax command: muraljax.cli).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
+from muraljax import cli
 from muraljax.data.errors import DataError
 
 # Without the `datasets` extra, `build` says what to install instead of failing on an import. TensorFlow is
@@ -30,11 +31,16 @@ if all(importlib.util.find_spec(module) for module in ("tensorflow", "tensorflow
 else:
   tfds = datasets = None
 
-flags.DEFINE_string("manual_dir", None, "Folder with the dataset's images (the organisers' files, or photographs).")
-flags.DEFINE_string("data_dir", None, "Where TFDS datasets live; default $TFDS_DATA_DIR or ~/tensorflow_datasets.")
-flags.DEFINE_integer("tile_size", 1024, "mural_folder: side of the stored tiles of large photographs; 0 = whole.")
-flags.DEFINE_bool("overwrite", False, "Rebuild even when the dataset was already prepared in data_dir.")
-flags.mark_flag_as_required("manual_dir")
+# The command's own flags, apart from absl's global ones: this module is imported by other code.
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("manual_dir", None, "Folder with the dataset's images (the organisers' files, or photographs).",
+                    required=True, flag_values=FLAGS)
+flags.DEFINE_string("data_dir", None, "Where TFDS datasets live; default $TFDS_DATA_DIR or ~/tensorflow_datasets.",
+                    flag_values=FLAGS)
+flags.DEFINE_integer("tile_size", 1024, "mural_folder: side of the stored tiles of large photographs; 0 = whole.",
+                     flag_values=FLAGS)
+flags.DEFINE_bool("overwrite", False, "Rebuild even when the dataset was already prepared in data_dir.",
+                  flag_values=FLAGS)
 _SHOWN_NAMES = 10  # skipped names printed per reason; the report in metadata.json lists them all
 
 
@@ -92,18 +98,20 @@ def summary(builder: tfds.core.DatasetBuilder, seconds: float) -> str:
   return "\n".join(lines)
 
 
-def main(argv: list[str]) -> None:
-  try:
-    _require_datasets_extra()
-    if len(argv) != 2:
-      raise app.UsageError(f"Name one dataset to prepare: {' or '.join(sorted(datasets.BUILDERS))}.")
-    start = time.perf_counter()
-    builder = build(argv[1], flags.FLAGS.manual_dir, flags.FLAGS.data_dir, flags.FLAGS.tile_size,
-                    flags.FLAGS.overwrite)
-  except DataError as error:
-    sys.exit(f"Error: {error}")
+def main(argv: list[str] | None = None) -> int:
+  """`python -m muraljax.data.prepare NAME --manual_dir DIR` (`argv` without the program name; default
+  sys.argv[1:]); returns the exit status."""
+  return cli.run(_prepare, FLAGS, __doc__, argv, arguments=True)
+
+
+def _prepare(arguments: list[str]) -> None:
+  _require_datasets_extra()
+  if len(arguments) != 1:
+    raise cli.CommandError(f"Name one dataset to prepare: {' or '.join(sorted(datasets.BUILDERS))}.")
+  start = time.perf_counter()
+  builder = build(arguments[0], FLAGS.manual_dir, FLAGS.data_dir, FLAGS.tile_size, FLAGS.overwrite)
   print(summary(builder, time.perf_counter() - start))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  sys.exit(main())

@@ -15,19 +15,20 @@
             missing or mis-shaped ones initialised fresh, unexpected ones dropped (all listed in the report).
 
 It prints what it inferred and the muraljax.main command that trains from the result. Nothing is written when
-anything fails; the error says what to do.
+anything fails; the error says what to do, in one sentence (exit status 2, as every muraljax command: muraljax.cli).
 """
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import shlex
 import sys
 from typing import Any
 
 import ml_collections
+from absl import flags
 
+from muraljax import cli
 from muraljax import config as config_lib
 from muraljax.port import families, writing
 from muraljax.port.convert import Conversion, convert_with_report
@@ -35,16 +36,16 @@ from muraljax.port.errors import PortError
 from muraljax.port.reading import read_checkpoint
 
 
-def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="python -m muraljax.port", description=__doc__, allow_abbrev=False,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--model", required=True, choices=[*families.FAMILIES, *families.BUNDLES])
-  parser.add_argument("--src", required=True, help="checkpoint file or folder")
-  parser.add_argument("--out", required=True, help="new output folder")
-  parser.add_argument("--config", help="training config path/to/config.py[:variant] the weights must fit")
-  parser.add_argument("--allow-partial", action="store_true",
-                      help="initialise missing or mis-shaped tensors fresh and drop unexpected ones")
-  return parser
+# The command's own flags, apart from absl's global ones: it also runs in-process, beside other commands.
+FLAGS = flags.FlagValues()
+flags.DEFINE_enum("model", None, [*families.FAMILIES, *families.BUNDLES], "The model family the checkpoint holds.",
+                  required=True, flag_values=FLAGS)
+flags.DEFINE_string("src", None, "Checkpoint file or folder.", required=True, flag_values=FLAGS)
+flags.DEFINE_string("out", None, "New output folder.", required=True, flag_values=FLAGS)
+flags.DEFINE_string("config", None, "Training config path/to/config.py[:variant] the weights must fit.",
+                    flag_values=FLAGS)
+flags.DEFINE_bool("allow-partial", False, "Initialise missing or mis-shaped tensors fresh and drop unexpected ones.",
+                  flag_values=FLAGS)
 
 
 def load_config(spec: str, overrides: list[str]) -> ml_collections.ConfigDict:
@@ -121,25 +122,25 @@ def _summary(report: dict[str, Any], out: pathlib.Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-  args, overrides = _parser().parse_known_args(argv)
-  try:
-    out = writing.check_output_free(args.out)
-    if overrides and not args.config:
-      raise PortError(f"Unknown arguments {' '.join(overrides)}; config overrides need --config.")
-    config = load_config(args.config, overrides) if args.config else None
-    kind = families.BUNDLES.get(args.model) or families.FAMILIES[args.model]
-    if isinstance(kind, families.Bundle):
-      conversion = port_bundle(kind, args.src, config, args.allow_partial)
-    else:
-      conversion = port_file(args.model, args.src, config, args.allow_partial)
-    out = writing.write(out, conversion.params, conversion.report)
-  except PortError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+  """The command line (`argv` without the program name; default sys.argv[1:]); returns the exit status."""
+  return cli.run(_port, FLAGS, __doc__, argv, overrides=True)
+
+
+def _port(overrides: list[str]) -> None:
+  """Ports as FLAGS say; `overrides` are the command line's `--config.field=value` arguments."""
+  out = writing.check_output_free(FLAGS.out)
+  if overrides and not FLAGS.config:
+    raise PortError(f"Unknown arguments {' '.join(overrides)}; config overrides need --config.")
+  config = load_config(FLAGS.config, overrides) if FLAGS.config else None
+  kind = families.BUNDLES.get(FLAGS.model) or families.FAMILIES[FLAGS.model]
+  if isinstance(kind, families.Bundle):
+    conversion = port_bundle(kind, FLAGS.src, config, FLAGS["allow-partial"].value)
+  else:
+    conversion = port_file(FLAGS.model, FLAGS.src, config, FLAGS["allow-partial"].value)
+  out = writing.write(out, conversion.params, conversion.report)
   print("\n".join(_summary(conversion.report, out)))
   fits = "" if config else " (with a config whose model has the architecture above)"
-  print(f"Train from it{fits}: {train_command(kind, out, [args.config, *overrides] if config else [], config)}")
-  return 0
+  print(f"Train from it{fits}: {train_command(kind, out, [FLAGS.config, *overrides] if config else [], config)}")
 
 
 if __name__ == "__main__":

@@ -12,63 +12,70 @@ input files are only read. A mistake stops the command with one sentence saying 
 
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import sys
 import time
+import types
 
 import numpy as np
+from absl import flags
 from PIL import Image
+
+from muraljax import cli
 
 from muraljax.data.degrade import DAMAGE_TYPES
 from muraljax.metrics.image_files import save_png, to_uint8
 from muraljax.restore import api, damage_detection, figures, io, masks, provenance, shipped
-from muraljax.restore.errors import RestoreError, exit_status
+from muraljax.restore.errors import RestoreError
 from muraljax.restore.model import MODELS, TrainedModel
 from muraljax.restore.restoration import Restorer, Result
 
 
-def parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog="python -m muraljax.restore", description=__doc__.split("\n\n")[0])
-  p.add_argument("--checkpoint",
-                 help="a shipped model's name (default: the shipped " f"{shipped.DEFAULT!r}; others: "
-                 f"{', '.join(shipped.names()) or 'none'}), or a muraljax training workdir (latest step), its "
-                 "checkpoints/ folder or a checkpoints/<step> folder")
-  p.add_argument("--image", required=True, help="the photograph (JPEG, PNG, TIFF, ...); it is only read")
-  damage = p.add_mutually_exclusive_group()
-  damage.add_argument("--mask", help="damage mask drawn on the upright photograph: white = damaged, black or "
-                      f"transparent = intact, grey thresholded at {masks.MASK_THRESHOLD * 100:.0f}%%"  # %%: argparse
-                      " (a coloured or mostly grey image is refused)")
-  damage.add_argument("--detect-damage", action="store_true",
-                      help="propose a mask (saved as mask.png to edit and re-use with --mask) and restore with it")
-  damage.add_argument("--enhance", action="store_true",
-                      help="global enhancement: replace every pixel by the blind model's output (hinet, arin)")
-  p.add_argument("--out", required=True, help="the output folder to create")
-  p.add_argument("--model", choices=MODELS, help="the family the checkpoint must hold (default: as trained)")
-  p.add_argument("--samples", type=int, help="DiffuMural restorations to draw for the mean and uncertainty map "
-                 f"(default {api.DEFAULT_SAMPLES}; 1 for the deterministic hinet and arin)")
-  p.add_argument("--seed", type=int, default=0, help="DiffuMural sampling seed (same seed, same result)")
-  p.add_argument("--damage-type", default="unknown", choices=DAMAGE_TYPES,
-                 help="DiffuMural's condition: the kind of damage the mask marks (default unknown)")
-  p.add_argument("--tile", type=int, default=256, help="tile side in pixels")
-  p.add_argument("--overlap", type=int, default=32, help="least overlap of neighbouring tiles in pixels")
-  p.add_argument("--batch", type=int, default=4, help="tiles per model call (lower it when memory runs out)")
-  p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-  p.add_argument("--max-megapixels", type=float, default=io.MAX_MEGAPIXELS,
-                 help="refuse larger photographs before decoding them (default %(default)g; about "
-                 f"{io.GB_PER_MEGAPIXEL:g} GB of memory per megapixel)")
-  p.add_argument("--invert-mask", action="store_true", help="the mask is drawn black = damaged")
-  p.add_argument("--detect-threshold", type=float, default=damage_detection.THRESHOLD,
-                 help="--detect-damage: the blind model's per-pixel change above which a pixel is proposed")
-  return p
+# The command's own flags, apart from absl's global ones: it also runs in-process, beside other commands.
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("checkpoint", None, f"A shipped model's name (default: the shipped {shipped.DEFAULT!r}; others: "
+                    f"{', '.join(shipped.names()) or 'none'}), or a muraljax training workdir (latest step), its "
+                    "checkpoints/ folder or a checkpoints/<step> folder.", flag_values=FLAGS)
+flags.DEFINE_string("image", None, "The photograph (JPEG, PNG, TIFF, ...); it is only read.", required=True,
+                    flag_values=FLAGS)
+flags.DEFINE_string("mask", None, "Damage mask drawn on the upright photograph: white = damaged, black or "
+                    f"transparent = intact, grey thresholded at {masks.MASK_THRESHOLD * 100:.0f}% (a coloured or "
+                    "mostly grey image is refused).", flag_values=FLAGS)
+flags.DEFINE_bool("detect-damage", False, "Propose a mask (saved as mask.png to edit and re-use with --mask) and "
+                  "restore with it.", flag_values=FLAGS)
+flags.DEFINE_bool("enhance", False, "Global enhancement: replace every pixel by the blind model's output (hinet, "
+                  "arin).", flag_values=FLAGS)
+flags.DEFINE_string("out", None, "The output folder to create.", required=True, flag_values=FLAGS)
+flags.DEFINE_enum("model", None, MODELS, "The family the checkpoint must hold (default: as trained).",
+                  flag_values=FLAGS)
+flags.DEFINE_integer("samples", None, "DiffuMural restorations to draw for the mean and uncertainty map (default "
+                     f"{api.DEFAULT_SAMPLES}; 1 for the deterministic hinet and arin).", flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "DiffuMural sampling seed (same seed, same result).", flag_values=FLAGS)
+flags.DEFINE_enum("damage-type", "unknown", DAMAGE_TYPES, "DiffuMural's condition: the kind of damage the mask "
+                  "marks.", flag_values=FLAGS)
+flags.DEFINE_integer("tile", 256, "Tile side in pixels.", flag_values=FLAGS)
+flags.DEFINE_integer("overlap", 32, "Least overlap of neighbouring tiles in pixels.", flag_values=FLAGS)
+flags.DEFINE_integer("batch", 4, "Tiles per model call (lower it when memory runs out).", flag_values=FLAGS)
+flags.DEFINE_bool("overwrite", False, "Replace --out if it exists.", flag_values=FLAGS)
+flags.DEFINE_float("max-megapixels", io.MAX_MEGAPIXELS, "Refuse larger photographs before decoding them (about "
+                   f"{io.GB_PER_MEGAPIXEL:g} GB of memory per megapixel).", flag_values=FLAGS)
+flags.DEFINE_bool("invert-mask", False, "The mask is drawn black = damaged.", flag_values=FLAGS)
+flags.DEFINE_float("detect-threshold", damage_detection.THRESHOLD, "--detect-damage: the blind model's per-pixel "
+                   "change above which a pixel is proposed.", flag_values=FLAGS)
+_DAMAGE_FLAGS = ("mask", "detect-damage", "enhance")
+
+
+def _options() -> types.SimpleNamespace:
+  """The parsed flags as attributes, `--detect-damage` as `.detect_damage`."""
+  return types.SimpleNamespace(**{name.replace("-", "_"): FLAGS[name].value for name in FLAGS})
 
 
 def _log(message: str) -> None:
   print(message, file=sys.stderr, flush=True)
 
 
-def _damage(args: argparse.Namespace, photo: io.Photograph, restorer: Restorer,
+def _damage(args: types.SimpleNamespace, photo: io.Photograph, restorer: Restorer,
             model: TrainedModel) -> tuple[masks.Mask, np.ndarray | None, np.ndarray | None]:
   """The mask to restore with, the blind model's whole-image output when detection computed it, and the
   detection's damage score [H, W] (None unless detecting with a blind model)."""
@@ -107,16 +114,26 @@ def _write_outputs(out: io.OutputFolder, photo: io.Photograph, mask: masks.Mask,
 
 
 def run(argv: list[str]) -> str:
-  """Restores as `argv` asks; returns the output folder."""
-  args = parser().parse_args(argv)
+  """Restores as the command line `argv` (without the program name) asks; returns the output folder. A mistake
+  raises RestoreError or cli.CommandError."""
+  cli.parse(FLAGS, argv)
+  return _restore(argv)
+
+
+def _restore(argv: list[str]) -> str:
+  """`run` once FLAGS hold `argv`."""
+  args = _options()
   started, clock = provenance.now(), time.perf_counter()
   # Whole-wall photographs exceed PIL's decompression-bomb guard; --max-megapixels is checked on the header instead.
   Image.MAX_IMAGE_PIXELS = None
   if args.max_megapixels <= 0:
     raise RestoreError(f"--max-megapixels must be positive, got {args.max_megapixels:g}.")
-  if not (args.mask or args.detect_damage or args.enhance):
+  chosen = [f"--{name}" for name in _DAMAGE_FLAGS if FLAGS[name].value]
+  if not chosen:
     raise RestoreError("Say which pixels to restore: pass --mask, or --detect-damage to propose a mask, or "
                        "--enhance to restore every pixel.")
+  if len(chosen) > 1:
+    raise RestoreError(f"Pass only one of --mask, --detect-damage and --enhance, not {' and '.join(chosen)}.")
   protected = [path for path in (args.image, args.mask, args.checkpoint) if path]
   out = io.OutputFolder(args.out, args.overwrite, protected)
   photo = io.read_photograph(args.image, args.max_megapixels)
@@ -153,10 +170,12 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-  """Exit status 0, 2 for a mistake (one sentence), 130 when stopped by SIGINT or SIGTERM (nothing written)."""
+  """The command line (`argv` without the program name; default sys.argv[1:]). Exit status as muraljax.cli: 0, 2 for a
+  mistake (one sentence), 130 when stopped by SIGINT or SIGTERM (nothing written)."""
+  argv = sys.argv[1:] if argv is None else argv
   previous = signal.signal(signal.SIGTERM, _interrupt)
   try:
-    return exit_status(lambda: run(sys.argv[1:] if argv is None else argv))
+    return cli.run(lambda _: _restore(argv), FLAGS, __doc__, argv)
   except KeyboardInterrupt:
     print("Stopped: nothing was written to --out.", file=sys.stderr)
     return 130

@@ -12,7 +12,6 @@ prints the commands it runs and the PSNR inside the damage, before and after.
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from pathlib import Path
@@ -20,19 +19,31 @@ from pathlib import Path
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from absl import flags
 from PIL import Image
 
+from muraljax import cli
 from muraljax import config as config_lib
 from muraljax.data import degrade
 from muraljax.data.murals import generate_mural
 from muraljax.metrics.image_files import save_png, to_uint8
 from muraljax.metrics.psnr_ssim import psnr
 from muraljax.restore.__main__ import main as restore_main
-from muraljax.restore.errors import RestoreError, exit_status
+from muraljax.restore.errors import RestoreError
 from muraljax.restore.model import read_run
 from muraljax.train import loop
 
 SMOKE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "hinet.py"
+# The command's own flags, apart from absl's global ones: it also runs in-process, beside other commands.
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("out", None, "A new folder for the example's images and results.", required=True,
+                    flag_values=FLAGS)
+flags.DEFINE_string("checkpoint", None, "Restore with this training run instead of training the smoke HINet.",
+                    flag_values=FLAGS)
+flags.DEFINE_integer("steps", 300, "Training steps of the smoke HINet.", flag_values=FLAGS)
+flags.DEFINE_integer("height", 768, "Height of the painted mural in pixels.", flag_values=FLAGS)
+flags.DEFINE_integer("width", 1024, "Width of the painted mural in pixels.", flag_values=FLAGS)
+flags.DEFINE_integer("seed", 2024, "Which mural is painted and how it is damaged.", flag_values=FLAGS)
 
 
 def _smoke_config(steps: int) -> ml_collections.ConfigDict:
@@ -88,15 +99,9 @@ def load_png(path: Path) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-  p = argparse.ArgumentParser(prog="python -m muraljax.restore.example", description=__doc__.split("\n\n")[0])
-  p.add_argument("--out", required=True, type=Path, help="a new folder for the example's images and results")
-  p.add_argument("--checkpoint", help="restore with this training run instead of training the smoke HINet")
-  p.add_argument("--steps", type=int, default=300, help="training steps of the smoke HINet")
-  p.add_argument("--height", type=int, default=768)
-  p.add_argument("--width", type=int, default=1024)
-  p.add_argument("--seed", type=int, default=2024, help="which mural is painted and how it is damaged")
-  args = p.parse_args(sys.argv[1:] if argv is None else argv)
-  return exit_status(lambda: run(args.out, args.checkpoint, args.steps, args.height, args.width, args.seed))
+  """The command line (`argv` without the program name; default sys.argv[1:]); returns the exit status."""
+  return cli.run(lambda _: run(Path(FLAGS.out), FLAGS.checkpoint, FLAGS.steps, FLAGS.height, FLAGS.width, FLAGS.seed),
+                 FLAGS, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,15 @@ as MODEL_CARD.md with the files' SHA-256 digests appended, and SHA256SUMS.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
 from pathlib import Path
 
-from muraljax.restore.errors import RestoreError, exit_status
+from absl import flags
+
+from muraljax import cli
+from muraljax.restore.errors import RestoreError
 from muraljax.restore.io import sha256_file
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
@@ -31,6 +33,9 @@ SUMS_FILE = "SHA256SUMS"
 CARD_FILE = "MODEL_CARD.md"
 _PATH_FIELDS = ("data.folder", "data.data_dir", "data.degradation.mask_folder", "init_from.checkpoint")
 _PATH_PARTS = 3
+# The command's own flags, apart from absl's global ones: this module is imported by other commands.
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("card", None, "The model card (Markdown) to ship with it.", required=True, flag_values=FLAGS)
 
 
 def names() -> list[str]:
@@ -117,13 +122,17 @@ def _portable(config: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-  p = argparse.ArgumentParser(prog="python -m muraljax.restore.shipped", description="Ship a trained run as a model "
-                              "inside the package (muraljax/weights/NAME).")
-  p.add_argument("run", help="the training workdir")
-  p.add_argument("name", help="the shipped model's name")
-  p.add_argument("--card", required=True, help="the model card (Markdown) to ship with it")
-  args = p.parse_args(argv)
-  return exit_status(lambda: print(ship(args.run, args.name, Path(args.card).read_text())))
+  """`python -m muraljax.restore.shipped RUN NAME --card CARD.md` (`argv` without the program name; default
+  sys.argv[1:]); returns the exit status."""
+  return cli.run(_ship, FLAGS, __doc__, argv, arguments=True)
+
+
+def _ship(arguments: list[str]) -> None:
+  if len(arguments) != 2:
+    raise cli.CommandError("Name the training workdir and the shipped model: RUN NAME --card CARD.md.")
+  if not Path(FLAGS.card).is_file():
+    raise RestoreError(f"--card {FLAGS.card} is not a file; pass the model card (Markdown) to ship.")
+  print(ship(*arguments, Path(FLAGS.card).read_text()))
 
 
 if __name__ == "__main__":
