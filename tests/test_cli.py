@@ -74,3 +74,17 @@ def test_flags_start_from_their_defaults_each_run_and_help_wins(capsys):
   assert seen == [(3, "a", ["x"]), (1, "b", [])]
   assert cli.run(command, flag_values, "The doc.", ["--count=oops", "--help"]) == 0
   assert capsys.readouterr().out.startswith("The doc.\n\nflags:\n  --count: How many.")
+
+
+def test_the_folder_flags_keep_their_older_spellings(tmp_path, capsys):
+  from muraljax.evaluate import __main__ as evaluate  # pylint: disable=g-import-not-at-top
+  from muraljax.restore import shipped  # pylint: disable=g-import-not-at-top
+
+  cli.parse(evaluate.FLAGS, ["--checkpoint=runs/x", "--output_dir=results"])
+  assert evaluate.FLAGS.out == "results"
+  card = tmp_path / "missing.md"
+  for argv in (["runs/x", "name"], ["--checkpoint=runs/x", "--name=name"]):  # either form reaches the card
+    assert shipped.main([*argv, f"--card={card}"]) == 2
+    assert capsys.readouterr().err == f"Error: --card {card} is not a file; pass the model card (Markdown) to ship.\n"
+  assert shipped.main(["runs/x", "--name=name", f"--card={card}"]) == 2
+  assert "--checkpoint RUN --name NAME --card CARD.md." in capsys.readouterr().err

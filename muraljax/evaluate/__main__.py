@@ -2,7 +2,7 @@
 
 Evaluates a trained model with the protocol of muraljax.evaluate.protocol (PSNR, SSIM, DSSIM, LPIPS whole and
 inside the mask, CCON/TCON/ECON, hole-ratio buckets, the robustness conditions, the published ARIN/HINet rows
-beside ours) and writes results.json, results.md and cases.png to --output_dir (default
+beside ours) and writes results.json, results.md and cases.png to --out (default
 <workdir>/evaluation/<step>). The model's config is the run's <workdir>/config.json unless --config is given.
 With --anchors it also compares the model with classical inpainting on the same images (muraljax.evaluate.anchors)
 and writes anchors.md and anchors.json.
@@ -35,7 +35,8 @@ flags.DEFINE_string("checkpoint", None, "A training workdir, its checkpoints/ fo
 flags.DEFINE_string("data", "", "Prepared dataset to evaluate on, NAME[:SPLIT] or DIR[:SPLIT] (whole images); "
                     "default: the config's held-out set.", flag_values=FLAGS)
 flags.DEFINE_string("data_dir", "", "TFDS data_dir of --data; default: the config's data.data_dir.", flag_values=FLAGS)
-flags.DEFINE_string("output_dir", None, "Where the results go; default <workdir>/evaluation/<step>.", flag_values=FLAGS)
+flags.DEFINE_string("out", None, "Where the results go; default <workdir>/evaluation/<step>.", flag_values=FLAGS)
+flags.DEFINE_alias("output_dir", "out", flag_values=FLAGS)  # its first name, before every command said --out
 flags.DEFINE_integer("max_images", 0, "Evaluate on the first N images only; 0 = all.", flag_values=FLAGS)
 flags.DEFINE_integer("seed", 0, "Seeds synthetic damage and the noise of the robustness conditions.", flag_values=FLAGS)
 flags.DEFINE_list("conditions", ["clean", "gn8", "gn16", "jpeg60", "jpeg30"], "Robustness conditions to run.",
@@ -61,10 +62,10 @@ def _evaluate(arguments: list[str]) -> None:
   step_dir = protocol.checkpoint_folder(options.checkpoint)
   config = cli.loaded_config(FLAGS)
   config = config if config is not None else protocol.run_config(step_dir)
-  output_dir = options.output_dir or os.path.join(runs.run_folder(step_dir), "evaluation", step_dir.name)
+  output_dir = options.out or os.path.join(runs.run_folder(step_dir), "evaluation", step_dir.name)
   reason = paths.unwritable_reason(output_dir)
   if reason is not None:
-    raise ValueError(f"--output_dir {output_dir} cannot be written ({reason}); choose a folder you can write to.")
+    raise ValueError(f"--out {output_dir} cannot be written ({reason}); choose a folder you can write to.")
   results = protocol.run(config, step_dir, output_dir, data=options.data, data_dir=options.data_dir,
                          max_images=options.max_images, seed=options.seed, conditions=tuple(options.conditions))
   print((Path(output_dir) / "results.md").read_text())

@@ -7,7 +7,9 @@ file is refused.
 
 A trained run becomes a shipped model with
 
-    python -m muraljax.restore.shipped RUN NAME --card CARD.md
+    python -m muraljax.restore.shipped --checkpoint RUN --name NAME --card CARD.md
+
+(or, as first written, `python -m muraljax.restore.shipped RUN NAME --card CARD.md`)
 
 which writes muraljax/weights/NAME: the run's config.json (its local data paths cut to their last
 `_PATH_PARTS` components), its latest params (EMA when kept) as a params-only checkpoint at the same step, CARD.md
@@ -35,6 +37,9 @@ _PATH_FIELDS = ("data.folder", "data.data_dir", "data.degradation.mask_folder", 
 _PATH_PARTS = 3
 # The command's own flags, apart from absl's global ones: this module is imported by other commands.
 FLAGS = flags.FlagValues()
+flags.DEFINE_string("checkpoint", None, "The training run to ship: its workdir (latest step), checkpoints/ folder "
+                    "or one checkpoints/<step> folder.", flag_values=FLAGS)
+flags.DEFINE_string("name", None, "The shipped model's name: the folder muraljax/weights/NAME.", flag_values=FLAGS)
 flags.DEFINE_string("card", None, "The model card (Markdown) to ship with it.", required=True, flag_values=FLAGS)
 
 
@@ -122,17 +127,25 @@ def _portable(config: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-  """`python -m muraljax.restore.shipped RUN NAME --card CARD.md` (`argv` without the program name; default
-  sys.argv[1:]); returns the exit status."""
+  """`python -m muraljax.restore.shipped --checkpoint RUN --name NAME --card CARD.md` (`argv` without the program
+  name; default sys.argv[1:]); returns the exit status."""
   return cli.run(_ship, FLAGS, __doc__, argv, arguments=True)
 
 
 def _ship(arguments: list[str]) -> None:
-  if len(arguments) != 2:
-    raise cli.CommandError("Name the training workdir and the shipped model: RUN NAME --card CARD.md.")
+  run, name = _run_and_name(arguments)
   if not Path(FLAGS.card).is_file():
     raise RestoreError(f"--card {FLAGS.card} is not a file; pass the model card (Markdown) to ship.")
-  print(ship(*arguments, Path(FLAGS.card).read_text()))
+  print(ship(run, name, Path(FLAGS.card).read_text()))
+
+
+def _run_and_name(arguments: list[str]) -> tuple[str, str]:
+  """--checkpoint and --name, or the positional RUN NAME of the first version of this command."""
+  if len(arguments) == 2 and not (FLAGS.checkpoint or FLAGS.name):
+    return arguments[0], arguments[1]
+  if not arguments and FLAGS.checkpoint and FLAGS.name:
+    return FLAGS.checkpoint, FLAGS.name
+  raise cli.CommandError("Name the training run and the shipped model: --checkpoint RUN --name NAME --card CARD.md.")
 
 
 if __name__ == "__main__":
