@@ -13,7 +13,8 @@ from muraljax.data.murals import generate_mural
 from muraljax.models.hinet import HINet
 from muraljax.restore.model import untrained_model
 from muraljax.restore.restoration import Restorer, Settings
-from muraljax.restore.tiling import axis_profiles, axis_starts, make_tiling, run_tiles
+from muraljax.data.tiles import tile_starts
+from muraljax.restore.tiling import axis_profiles, make_tiling, run_tiles
 
 HEIGHT, WIDTH, TILE, OVERLAP = 160, 224, 64, 16
 
@@ -78,14 +79,14 @@ def hinet(hin_levels: tuple[int, ...]):
                                                    (257, 256, 32), (513, 256, 0)])
 def test_tiles_cover_the_axis_with_at_least_the_overlap(length, tile, overlap):
   tile = min(tile, length)
-  starts = axis_starts(length, tile, overlap)
+  starts = tile_starts(length, tile, overlap)
   assert starts[0] == 0 and starts[-1] + tile == length
   assert all(overlap <= a + tile - b < tile for a, b in zip(starts, starts[1:]))
 
 
 @pytest.mark.parametrize("length, tile, overlap", [(224, 64, 16), (1000, 256, 32), (300, 256, 8)])
 def test_blending_profiles_sum_to_one_and_fall_towards_inner_tile_edges(length, tile, overlap):
-  starts = axis_starts(length, tile, overlap)
+  starts = tile_starts(length, tile, overlap)
   total = np.zeros(length)
   for start, profile in zip(starts, axis_profiles(starts, tile)):
     total[start:start + tile] += profile

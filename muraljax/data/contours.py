@@ -56,7 +56,7 @@ def contour_map(image: np.ndarray, mask: np.ndarray, *, band: int = 3, edge_thre
   for pixels in (damaged, ring):
     contours |= _two_means_boundaries(image, pixels, min_separation, min_contrast)
   touches_damage = ndimage.binary_dilation(damaged, np.ones((3, 3), bool))
-  contours |= (_sobel_magnitude(image) > edge_threshold) & ~touches_damage
+  contours |= (sobel_magnitude(image) > edge_threshold) & ~touches_damage
   return contours[..., None].astype(np.float32)
 
 
@@ -103,9 +103,8 @@ def _two_means(colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return labels, centroids
 
 
-def _sobel_magnitude(image: np.ndarray) -> np.ndarray:
-  """Sobel gradient magnitude of the luminance, float32 [H, W]; a unit step edge gives 1."""
-  luminance = image.mean(axis=-1)
-  gy = ndimage.sobel(luminance, axis=0, mode="nearest")
-  gx = ndimage.sobel(luminance, axis=1, mode="nearest")
-  return (np.hypot(gx, gy) / 4.0).astype(np.float32)
+def sobel_magnitude(image: np.ndarray) -> np.ndarray:
+  """float64 [H, W]: Sobel gradient magnitude of the luminance (mean of the channels) of `image` [H, W, C], borders
+  replicated; a unit step edge gives 1."""
+  luminance = np.asarray(image, np.float64).mean(axis=-1)
+  return np.hypot(ndimage.sobel(luminance, 0, mode="nearest"), ndimage.sobel(luminance, 1, mode="nearest")) / 4.0

@@ -39,6 +39,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from muraljax.data.contours import sobel_magnitude
+
 BAND = 8
 RIM = 3
 EDGE_THRESHOLD = 0.15
@@ -82,7 +84,7 @@ def econ(image: np.ndarray, mask: np.ndarray, rim: int = RIM, edge_threshold: fl
   parts = regions(mask, rim=rim)
   if not parts["restored_rim"].any() or not parts["surroundings_rim"].any():
     return float("nan")
-  inner, outer = (parts[f"{name}_rim"] & (_sobel_magnitude(_seen_from(image, parts[name])) > edge_threshold)
+  inner, outer = (parts[f"{name}_rim"] & (sobel_magnitude(_seen_from(image, parts[name])) > edge_threshold)
                   for name in ("restored", "surroundings"))
   if not inner.any() and not outer.any():
     return 1.0
@@ -124,9 +126,3 @@ def _local_std(image: np.ndarray) -> np.ndarray:
   mean = ndimage.uniform_filter(luminance, _TEXTURE_WINDOW, mode="reflect")
   mean_of_squares = ndimage.uniform_filter(luminance ** 2, _TEXTURE_WINDOW, mode="reflect")
   return np.sqrt(np.maximum(mean_of_squares - mean ** 2, 0.0))
-
-
-def _sobel_magnitude(image: np.ndarray) -> np.ndarray:
-  """Sobel gradient magnitude of the luminance, [H, W]; a unit step edge gives 1."""
-  luminance = np.asarray(image, np.float64).mean(axis=-1)
-  return np.hypot(ndimage.sobel(luminance, 0, mode="nearest"), ndimage.sobel(luminance, 1, mode="nearest")) / 4.0

@@ -12,7 +12,6 @@ edges get full weight.
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -20,16 +19,10 @@ from typing import TextIO
 
 import numpy as np
 
+from muraljax.data.tiles import tile_starts
+
 TileFn = Callable[[dict[str, np.ndarray], np.ndarray], object]
 """(batch {name: [B, th, tw, C]}, tile indices int [B]) -> restored tiles [B, th, tw, 3] (NumPy or JAX)."""
-
-
-def axis_starts(length: int, tile: int, overlap: int) -> list[int]:
-  """Tile starts along one axis: evenly spread over [0, length - tile] with overlaps of at least `overlap`."""
-  if length <= tile:
-    return [0]
-  count = math.ceil((length - overlap) / (tile - overlap))
-  return [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
 def axis_profiles(starts: Sequence[int], tile: int) -> list[np.ndarray]:
@@ -77,7 +70,7 @@ class Tiling:
 def make_tiling(height: int, width: int, tile: int, overlap: int) -> Tiling:
   """Tiles of `tile` x `tile` pixels (shorter sides where the image is smaller) overlapping by >= `overlap`."""
   tile_h, tile_w = min(tile, height), min(tile, width)
-  rows, cols = axis_starts(height, tile_h, overlap), axis_starts(width, tile_w, overlap)
+  rows, cols = tile_starts(height, tile_h, overlap), tile_starts(width, tile_w, overlap)
   return Tiling(height, width, (tile_h, tile_w), [(top, left) for top in rows for left in cols],
                 dict(zip(rows, axis_profiles(rows, tile_h))), dict(zip(cols, axis_profiles(cols, tile_w))))
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterator
+from fractions import Fraction
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -28,6 +29,7 @@ from absl import logging
 from muraljax.data.datasets import encoding, layout
 from muraljax.data.errors import DataError
 from muraljax.data.folder import load_image
+from muraljax.data.tiles import tile_starts
 
 
 class MuralBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -110,7 +112,8 @@ class MuralBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       damaged = (encoding.load_damaged(example.damaged, height, width) if example.damaged is not None else
                  np.where(mask[..., None] > 0, 0, image).astype(np.uint8))
     tile = self._tile_size()
-    tops, lefts = encoding.tile_origins(height, tile), encoding.tile_origins(width, tile)
+    # Neighbours overlap by a quarter tile or more, so no training crop is confined to one side of a seam.
+    tops, lefts = (tile_starts(length, tile, Fraction(tile, 4)) for length in (height, width))
     whole = len(tops) == len(lefts) == 1
     for top in tops:
       for left in lefts:

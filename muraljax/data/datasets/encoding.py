@@ -71,13 +71,3 @@ def _resized(image: Image.Image, height: int, width: int, resample: Image.Resamp
   if abs(own_ratio - ratio) > ASPECT_TOLERANCE * ratio:
     raise SizeMismatch(f"{image.width}x{image.height} does not have the painting's aspect ratio ({width}x{height})")
   return image.resize((width, height), resample)
-
-
-def tile_origins(length: int, tile: int) -> list[int]:
-  """Starts of tiles of side `tile` covering [0, length): evenly spaced, at most 3/4 tile apart (so neighbours
-  overlap by a quarter tile or more and no crop is confined to one side of a seam), the last ending at `length`.
-  One tile starting at 0 when `tile` is 0 or covers the length."""
-  if not tile or length <= tile:
-    return [0]
-  count = -(-(length - tile) * 4 // (3 * tile)) + 1
-  return [round(i * (length - tile) / (count - 1)) for i in range(count)]

@@ -6,7 +6,7 @@ layout.py for every variant). Split folders (`train/`, `test/`, `val/`) are used
 `test_fraction` of the photographs (seeded, the same for the same folder) is held out as the test split.
 
 Photographs larger than `tile_size` on a side are stored as overlapping tiles of tile_size x tile_size (see
-encoding.tile_origins), so a training crop decodes one tile instead of a whole 20-megapixel photograph and every
+muraljax/data/tiles.py), so a training crop decodes one tile instead of a whole 20-megapixel photograph and every
 area of the collection is sampled alike. Configs: `tiles1024` (default) and `whole` (no tiling); another size
 is `MuralFolder(config=MuralFolderConfig(name='tiles2048', tile_size=2048))`, which prepare makes from
 --tile_size.
