@@ -23,8 +23,9 @@ time is reported in its row with the reason, and the others still run):
   numerics
       HINet train steps from the same init on the same batch in bfloat16 and float32: max relative loss difference.
   pytorch
-      the PyTorch reference HINet train step (benchmarks/compare_pytorch.py) on the same GPU, at the batch the
-      hinet case found (bf16 autocast when JAX ran bf16): img/s and JAX / PyTorch. Skipped without PyTorch CUDA.
+      the PyTorch reference HINet train step (muraljax.port.torch_reference, as benchmarks/compare_pytorch.py
+      runs it) on the same GPU, at the batch the hinet case found (bf16 autocast when JAX ran bf16): img/s and
+      JAX / PyTorch. Skipped without PyTorch CUDA.
 
 Every case runs on the first device. Compute dtype: `--dtype auto` is bfloat16 on accelerators and float32 on
 CPUs. Each case has a budget (its own, or `--budget-s`), cut so that the run ends within `--total-s` (default
@@ -336,14 +337,15 @@ def pytorch_case(run: Run) -> dict[str, Any]:
 
 
 def _torch_steps(torch, compare_pytorch, config, batch: int, side: int, bf16: bool, steps: int) -> dict[str, Any]:
-  model, loss_fn = compare_pytorch.torch_model_and_loss(config)
+  from muraljax.port.torch_reference import training
+  model, loss_fn = training.model_and_loss(config)
   model.cuda()
 
   def loss(damaged, clean):
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
       return loss_fn(damaged, clean)
 
-  step = compare_pytorch.torch_train_step(config, model, loss)
+  step = training.train_step(config, model, loss)
   damaged, clean = (t.cuda() for t in compare_pytorch.torch_batch(batch, side))
   torch.cuda.reset_peak_memory_stats()
   for _ in range(2):  # Warm-up: cuDNN's algorithm search, Adam's state.

@@ -4,11 +4,11 @@
   PYTHONPATH=. python benchmarks/compare_pytorch.py --check     # both train steps compute the same loss
 
 JAX runs the trainer's own step (as `common.bench_train_step`: task loss, value_and_grad, clipping, Adam,
-metrics, the state donated). PyTorch runs the porting tests' reference nets (tests/torch_reference: HINet, CAR's
-`DSN` and EDSR) with the same loss (HINet's PSNR loss on both stages; for ARIN also the CAR loss, the resampling
-op with the CUDA kernel's semantics and the soft-rounding quantiser, written here in PyTorch), the same clipping,
-Adam, learning-rate schedule and metrics (gradient and parameter norms). `--check` ports seeded PyTorch weights
-with muraljax.port and compares the two losses and gradient norms (smoke sizes, no timing).
+metrics, the state donated). PyTorch runs the porting tests' reference nets (muraljax.port.torch_reference: HINet,
+CAR's `DSN` and EDSR) with the same loss (HINet's PSNR loss on both stages; for ARIN also the CAR loss, the
+resampling op with the CUDA kernel's semantics and the soft-rounding quantiser, in PyTorch there too), the same
+clipping, Adam, learning-rate schedule and metrics (gradient and parameter norms). `--check` ports seeded PyTorch
+weights with muraljax.port and compares the two losses and gradient norms (smoke sizes, no timing).
 
 Each framework runs in its own process, pinned (sched_setaffinity) to the first N CPUs, which sizes XLA's
 intra-op pool to N, and with `torch.set_num_threads(N)`; the header prints the thread counts found in the
@@ -64,8 +64,6 @@ THREADS = pin_threads()  # Before JAX or PyTorch start their thread pools.
 
 import common  # noqa: E402  (imports JAX: after pinning)
 
-sys.path.insert(0, str(common.ROOT / "tests"))  # torch_reference
-
 
 # ---------------------------------------------------------------------------------------------------- JAX side
 
@@ -113,168 +111,6 @@ def _torch():
   return torch
 
 
-def torch_psnr_loss(pred, target, weight: float):
-  """muraljax.tasks.hinet.psnr_loss on NCHW tensors."""
-  mse = (pred - target).square().mean(dim=(1, 2, 3))
-  return weight * (10.0 / math.log(10.0)) * (mse + 1e-8).log().mean()
-
-
-def torch_resample(image, kernels, offsets_h, offsets_v, scale: int):
-  """muraljax.models.resample.resample (the official CUDA kernel's semantics) in PyTorch, differentiable.
-
-  image [B, C, H, W]; kernels, offsets (HR pixels) [B, k*k, H/s, W/s], as `DSN` lays them out -> [B, C, H/s, W/s].
-  All taps at once: four gathers of [B, C, k*k*h*w] from the flattened reflect-padded image.
-  """
-  torch = _torch()
-  k = 3 * scale + 1
-  padded = torch.nn.functional.pad(image, (k // 2,) * 4, mode="reflect")
-  b, c, padded_h, padded_w = padded.shape
-  _, taps, h, w = kernels.shape
-  tap = torch.arange(taps).view(1, taps, 1, 1)
-
-  def corners(offsets, lr_index, tap_index, size):  # As muraljax.models.resample.axis_corners.
-    whole = lr_index * scale + tap_index + (scale - 2) // 2
-    shifted = offsets + 0.5
-    floor = shifted.floor()
-    low = (whole + floor.long()).clamp(0, size - 1)
-    return low, (low + 1).clamp(max=size - 1), shifted - floor
-
-  top, bottom, beta = corners(offsets_v, torch.arange(h).view(1, 1, h, 1), tap // k, padded_h)
-  left, right, alpha = corners(offsets_h, torch.arange(w).view(1, 1, 1, w), tap % k, padded_w)
-  planes = padded.reshape(b, c, padded_h * padded_w)
-
-  def sample(y, x):
-    index = (y * padded_w + x).view(b, 1, -1).expand(b, c, -1)
-    return planes.gather(2, index).view(b, c, taps, h, w)
-
-  value = ((1 - alpha) * (1 - beta)).unsqueeze(1) * sample(top, left)
-  value = value + (alpha * (1 - beta)).unsqueeze(1) * sample(top, right)
-  value = value + ((1 - alpha) * beta).unsqueeze(1) * sample(bottom, left)
-  value = value + (alpha * beta).unsqueeze(1) * sample(bottom, right)
-  return (kernels.unsqueeze(1) * value).sum(2)
-
-
-def torch_quantize(x):
-  """muraljax.models.car.quantize: 8-bit rounding with the soft-rounding surrogate gradient."""
-  torch = _torch()
-
-  class Quantize(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-      ctx.save_for_backward(x)
-      return (x.clamp(0, 1) * 255).round() / 255
-
-    @staticmethod
-    def backward(ctx, grad):
-      (x,) = ctx.saved_tensors
-      return grad * (1 - torch.cos(2 * math.pi * 255 * x))
-
-  return Quantize.apply(x)
-
-
-def torch_car_loss(restored, clean, kernels, offsets_h, offsets_v, scale: int, weights):
-  """muraljax.tasks.car_loss.car_loss on NCHW tensors: kernels and offsets (HR pixels) [B, k*k, h, w]."""
-  torch = _torch()
-  offsets_h, offsets_v = offsets_h / scale, offsets_v / scale
-  l1 = (restored - clean).abs().mean()
-  along_w = (offsets_v[..., 1:] - offsets_v[..., :-1]).abs() * kernels[..., :-1]
-  along_h = (offsets_h[:, :, 1:] - offsets_h[:, :, :-1]).abs() * kernels[:, :, :-1]
-  tv = (along_w.sum() + along_h.sum()) / kernels.shape[0]
-  b, taps, h, w = offsets_h.shape
-  k = math.isqrt(taps)
-  tap = torch.arange(taps, dtype=torch.float32)
-  y, x = tap.div(k, rounding_mode="floor"), tap % k
-  distance = (((x - k / 2) ** 2 + (y - k / 2) ** 2).sqrt() / k).view(1, taps, 1, 1)
-  squared = offsets_h**2 + offsets_v**2
-  nonzero = squared > 0
-  length = torch.where(nonzero, torch.where(nonzero, squared, torch.ones_like(squared)).sqrt(), 0.0)
-  magnitude = (length * distance).sum() / (b * h * w)
-  return weights.l1_weight * l1 + weights.tv_weight * tv + weights.offset_weight * magnitude
-
-
-def torch_hinet(model_config):
-  """The reference HINet for a muraljax HINet model config (HIN levels >= depth are ignored, as muraljax)."""
-  from torch_reference import hinet  # pylint: disable=g-import-not-at-top
-  levels = sorted(i for i in model_config.hin_levels if i < model_config.depth) or [model_config.depth]
-  if levels != list(range(levels[0], levels[-1] + 1)):
-    raise ValueError(f"The reference HINet takes a contiguous range of HIN levels, got {levels}.")
-  return hinet.HINet(wf=model_config.wf, depth=model_config.depth, relu_slope=model_config.relu_slope,
-                     hin_position_left=levels[0], hin_position_right=levels[-1])
-
-
-def torch_model_and_loss(config) -> tuple[Any, Callable[[Any, Any], Any]]:
-  """The reference net(s) for `config` as one nn.Module, and the task's loss(damaged, clean) on NCHW tensors."""
-  torch = _torch()
-  if config.task == "hinet":
-    model = torch_hinet(config.model)
-    weight = config.loss.psnr_weight
-    return model, lambda damaged, clean: sum(torch_psnr_loss(out, clean, weight) for out in model(damaged))
-  if config.task != "arin":
-    raise ValueError(f"No PyTorch reference for task {config.task!r}; compare 'hinet' or 'arin'.")
-  from torch_reference import car, edsr  # pylint: disable=g-import-not-at-top
-  s, phase = config.model.car.scale, config.arin.phase
-  model = torch.nn.ModuleDict({
-      "resampler": car.DSN(3 * s + 1, scale=s),
-      "upscaler": edsr.EDSR(config.model.car.n_resblocks, config.model.car.n_feats, scale=s),
-      "hinet": torch_hinet(config.model.hinet)})
-  for name in ("resampler", "upscaler") if phase == "hinet" else ("hinet",) if phase == "car" else ():
-    model[name].requires_grad_(False)
-
-  def loss(damaged, clean):  # As muraljax.tasks.arin.ARINTask.loss.
-    kernels, tanh_h, tanh_v = model["resampler"](damaged)
-    offsets_h, offsets_v = s * tanh_h, s * tanh_v
-    restored = model["upscaler"](torch_quantize(torch_resample(damaged, kernels, offsets_h, offsets_v, s)))
-    car_loss = torch_car_loss(restored, clean, kernels, offsets_h, offsets_v, s, config.loss.car)
-    if phase == "car":
-      return car_loss
-    hinet_input = restored.clamp(0, 1)
-    if phase == "hinet":
-      hinet_input = hinet_input.detach()
-    weight = config.loss.hinet.psnr_weight
-    hinet_loss = sum(torch_psnr_loss(out, clean, weight) for out in model["hinet"](hinet_input))
-    if phase == "hinet":
-      return hinet_loss
-    return config.loss.car_weight * car_loss + config.loss.hinet_weight * hinet_loss
-
-  return model, loss
-
-
-def learning_rate(optimizer, num_steps: int, step: int) -> float:
-  """muraljax.train.state.learning_rate_schedule (linear warm-up, then cosine decay) at `step`."""
-  warmup = optimizer.warmup_steps
-  if step < warmup:
-    return optimizer.learning_rate * step / warmup
-  decay = max(num_steps, warmup + 1) - warmup
-  cosine = 0.5 * (1 + math.cos(math.pi * min(step - warmup, decay) / decay))
-  return optimizer.end_learning_rate + (optimizer.learning_rate - optimizer.end_learning_rate) * cosine
-
-
-def torch_train_step(config, model, loss_fn) -> Callable[[Any, Any], dict[str, float]]:
-  """step(damaged, clean) -> metrics, as muraljax.train.loop.make_train_step: clip, Adam(W), norms."""
-  torch = _torch()
-  opt = config.optimizer
-  params = [p for p in model.parameters() if p.requires_grad]
-  adam = torch.optim.AdamW if opt.weight_decay else torch.optim.Adam
-  optimizer = adam(params, lr=opt.learning_rate, betas=(opt.b1, opt.b2), eps=opt.eps, weight_decay=opt.weight_decay)
-  count = 0
-
-  def step(damaged, clean) -> dict[str, float]:
-    nonlocal count
-    for group in optimizer.param_groups:
-      group["lr"] = learning_rate(opt, config.train.num_steps, count)
-    optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(damaged, clean)
-    loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(params, opt.grad_clip_norm if opt.grad_clip_norm > 0 else math.inf)
-    optimizer.step()
-    count += 1
-    with torch.no_grad():
-      param_norm = torch.stack([p.norm() for p in model.parameters()]).norm()
-    return {"loss": loss.item(), "grad_norm": grad_norm.item(), "param_norm": param_norm.item()}
-
-  return step
-
-
 def torch_batch(batch_size: int, side: int):
   """(damaged, clean) [B, 3, side, side] as `common.synthetic_batch` draws them: uniform noise, 20% blacked out."""
   torch = _torch()
@@ -286,9 +122,10 @@ def torch_batch(batch_size: int, side: int):
 
 def torch_step(config, batch_size: int, side: int) -> tuple[Callable[[], Any], dict[str, Any]]:
   torch = _torch()
+  from muraljax.port.torch_reference import training  # pylint: disable=g-import-not-at-top
   torch.set_num_threads(THREADS)
-  model, loss_fn = torch_model_and_loss(config)
-  train_step = torch_train_step(config, model, loss_fn)
+  model, loss_fn = training.model_and_loss(config)
+  train_step = training.train_step(config, model, loss_fn)
   damaged, clean = torch_batch(batch_size, side)
   return (lambda: train_step(damaged, clean)), {"params": sum(p.numel() for p in model.parameters()),
                                                 "torch_version": torch.__version__}
@@ -469,9 +306,9 @@ def check() -> None:
   """The two train steps' loss and gradient norm from the same (seeded, ported) weights on a small batch."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from torch_reference import randomize_  # pylint: disable=g-import-not-at-top
   from muraljax import port, tasks  # pylint: disable=g-import-not-at-top
   from muraljax.models import car, edsr, hinet  # pylint: disable=g-import-not-at-top
+  from muraljax.port.torch_reference import randomize_, training  # pylint: disable=g-import-not-at-top
 
   torch = _torch()
   hinet_module = lambda c: hinet.HINet(wf=c.wf, depth=c.depth, relu_slope=c.relu_slope,
@@ -480,7 +317,7 @@ def check() -> None:
     if "paper" in case:
       continue  # The same code as smoke, only wider.
     config = common.load_config(config_name, option)
-    model, loss_fn = torch_model_and_loss(config)
+    model, loss_fn = training.model_and_loss(config)
     weights = {k: v.numpy() for k, v in randomize_(model).state_dict().items()}
     if config.task == "hinet":
       params = port.convert(weights, hinet_module(config.model))

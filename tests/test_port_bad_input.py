@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
-from torch_reference import car as torch_car
-from torch_reference import hinet as torch_hinet
-from torch_reference import randomize_
 
 from muraljax import port
 from muraljax.models import hinet
 from muraljax.port import __main__ as cli
+from muraljax.port.torch_reference import car as torch_car
+from muraljax.port.torch_reference import hinet as torch_hinet
+from muraljax.port.torch_reference import randomize_
 
 
 def _touch(path: str) -> None:

@@ -9,14 +9,14 @@ import jax
 import numpy as np
 import pytest
 import torch
-from torch_reference import hinet as torch_hinet
-from torch_reference import nchw, nhwc, randomize_
 
 from muraljax import port
 from muraljax.models import hinet, naming
 from muraljax.port import __main__ as cli
 from muraljax.port.convert import abstract_params, expected_tensors
 from muraljax.port.families import FAMILIES
+from muraljax.port.torch_reference import hinet as torch_hinet
+from muraljax.port.torch_reference import nchw, nhwc, randomize_
 from muraljax.train import init_from
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "state_dict_keys"

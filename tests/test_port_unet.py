@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import load_config
-from torch_reference import nchw, nhwc, randomize_
 
 from muraljax import port
 from muraljax.models import unet as unet_lib
@@ -23,6 +22,7 @@ from muraljax.port import __main__ as cli
 from muraljax.port.convert import abstract_params, expected_tensors
 from muraljax.port.families import FAMILIES
 from muraljax.port.infer import unet_inputs
+from muraljax.port.torch_reference import nchw, nhwc, randomize_
 from muraljax.tasks.diffusion import DiffusionTask
 from muraljax.train import init_from
 from muraljax.train.state import TrainState

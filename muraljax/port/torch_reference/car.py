@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from torch_reference.edsr import MeanShift
+from muraljax.port.torch_reference.edsr import MeanShift
 
 
 class DownsampleBlock(nn.Module):

@@ -1,8 +1,10 @@
-"""PyTorch reference implementations of the official models, written from the specs, for the porting parity tests.
+"""PyTorch reference implementations of the official models, written from the specs, for the porting parity tests
+and the PyTorch comparison benchmarks (it needs the `port` extra: torch; nothing in the core imports it).
 
 Module trees (hence state-dict names and order) follow the official code: HINet (megvii-model/HINet
 `hinet_arch.py`), CAR's resampler net `DSN` (sunwj/CAR `modules.py`) and its EDSR upscaler (`EDSR/edsr.py`).
-NCHW, as PyTorch. Also the helpers the parity tests share.
+`resample` holds CAR's resampling op and quantiser, `losses` the tasks' losses and `training` the reference train
+step, all as muraljax computes them. NCHW, as PyTorch. Also the helpers the parity tests share.
 """
 
 from __future__ import annotations
