@@ -217,10 +217,7 @@ def load_params(step_dir: Path, target: Any, prefer_ema: bool = False) -> tuple[
 
 def load_task_params(step_dir: Path, task: tasks.Task, config: ml_collections.ConfigDict) -> tuple[Any, str]:
   """`load_params` of `task`'s whole params (built as `config` describes), EMA params when the run kept them."""
-  side = config.data.patch_size
-  example = {"damaged": jnp.zeros((1, side, side, 3)), "clean": jnp.zeros((1, side, side, 3)),
-             "mask": jnp.zeros((1, side, side, 1))}
-  target = jax.eval_shape(task.init, jax.random.PRNGKey(0), example)
+  target = jax.eval_shape(task.init, jax.random.PRNGKey(0), tasks.example_batch(task, config))
   return load_params(step_dir, target, prefer_ema=True)
 
 

@@ -10,7 +10,6 @@ sentence naming it.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import time
@@ -31,8 +30,7 @@ from muraljax.restore.io import sha256_folder
 from muraljax.restore.tiling import TileFn
 from muraljax.train import state
 
-MODELS = ("hinet", "arin", "diffumural")  # the families that restore murals
-SAMPLED_MODELS = ("diffumural",)  # draw restorations with a seed; the others are deterministic
+MODELS = tuple(name for name in tasks.names() if tasks.task_type(name).restores)  # the families that restore murals
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +55,7 @@ class TrainedModel:
   @property
   def sampled(self) -> bool:
     """Whether restorations are drawn with a seed (diffumural), so several samples differ."""
-    return self.name in SAMPLED_MODELS
+    return self.task.sampled
 
   @property
   def num_params(self) -> int:
@@ -127,19 +125,12 @@ def untrained_model(config: ml_collections.ConfigDict) -> TrainedModel:
   """The model `config` describes with freshly initialised params, for what needs no training (timing the
   restoration of a wall, testing tiling and sampling)."""
   task = tasks.get_task(config)
-  rng, example = jax.random.PRNGKey(0), _example(config)
+  rng, example = jax.random.PRNGKey(0), tasks.example_batch(task, config)
   params = state.compile_once(task.init, rng, example)(rng, example)
   return TrainedModel(config.task, config, task, params, Path("untrained/0"), "")
 
 
-def _example(config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
-  """One zero image, mask and damaged image at the training patch size: what params are initialised from."""
-  side = config.data.patch_size
-  return {"damaged": jnp.zeros((1, side, side, 3)), "clean": jnp.zeros((1, side, side, 3)),
-          "mask": jnp.zeros((1, side, side, 1))}
-
-
-def _diffusion_seeds(seed: int, sample: int, tile_indices: np.ndarray) -> np.ndarray:
+def _tile_seeds(seed: int, sample: int, tile_indices: np.ndarray) -> np.ndarray:
   """int32 [B]: a seed per tile from (seed, sample number, tile index), so results do not depend on batching."""
   return np.array([np.random.SeedSequence([seed, sample, int(i)]).generate_state(1)[0] >> 1 for i in tile_indices],
                   np.int32)
@@ -147,60 +138,49 @@ def _diffusion_seeds(seed: int, sample: int, tile_indices: np.ndarray) -> np.nda
 
 class TilePredictor:
   """`model` compiled once for batches of `batch_size` tiles of `tile_shape`; `tile_fn` gives the TileFn.
-  DiffuMural samples every tile conditioned on `damage_type` (an index into data.degrade.DAMAGE_TYPES)."""
+  A model conditioned on the damage type (DiffuMural) gets `damage_type` (an index into data.degrade.DAMAGE_TYPES)
+  for every tile."""
 
   def __init__(self, model: TrainedModel, batch_size: int, tile_shape: tuple[int, int],
                damage_type: int = UNKNOWN_DAMAGE):
     self.model, self.damage_type = model, damage_type
     self.params = jax.device_put(model.params)
-    shape = (batch_size, *tile_shape)
+    self.inputs = model.task.inputs(batch_size, *tile_shape)
+    seeds = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
     started = time.perf_counter()
-    if model.blind:
-      spec = jax.ShapeDtypeStruct((*shape, 3), jnp.float32)
-      self._compiled = jax.jit(self._blind).lower(self.params, spec).compile()
-    elif not model.sampled:
-      specs = {name: jax.ShapeDtypeStruct((*shape, c), jnp.float32) for name, c in (("damaged", 3), ("mask", 1))}
-      self._compiled = jax.jit(self._inpaint).lower(self.params, specs).compile()
-    else:
-      channels = {"damaged": 3, "mask": 1} | ({"contour": 1} if model.task.use_contours else {})
-      specs = {name: jax.ShapeDtypeStruct((*shape, c), jnp.float32) for name, c in channels.items()}
-      specs["damage_type"] = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
-      seeds = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
-      self._compiled = jax.jit(self._diffusion).lower(self.params, specs, seeds).compile()
+    self._compiled = jax.jit(self._predict).lower(self.params, self.inputs, seeds).compile()
     self.compile_seconds = time.perf_counter() - started
 
-  def _blind(self, params: Any, damaged: jax.Array) -> jax.Array:
-    batch = {"damaged": damaged, "clean": damaged, "mask": jnp.zeros_like(damaged[..., :1])}
-    return self.model.task.predict(params, batch)
-
-  def _inpaint(self, params: Any, batch: dict[str, jax.Array]) -> jax.Array:
-    return self.model.task.predict(params, batch | {"clean": batch["damaged"]})
-
-  def _diffusion(self, params: Any, batch: dict[str, jax.Array], seeds: jax.Array) -> jax.Array:
-    multiple = self.model.task.size_multiple
+  def _predict(self, params: Any, batch: dict[str, jax.Array], seeds: jax.Array) -> jax.Array:
+    """The task's restorations of tiles padded to its size multiple and cropped back; a sampled task draws each
+    tile with the key of its own seed, so results do not depend on batching."""
+    task = self.model.task
     size = batch["damaged"].shape[1:3]
-    batch = {name: value if value.ndim == 1 else pad_to_multiple(value, multiple)[0] for name, value in batch.items()}
+    batch = {name: value if value.ndim == 1 else pad_to_multiple(value, task.size_multiple)[0]
+             for name, value in batch.items()}
+    if not task.sampled:
+      return crop_to(task.predict(params, batch), size)
 
     def sample_one(example: dict[str, jax.Array], seed: jax.Array) -> jax.Array:
-      # DiffusionTask.predict samples with the key PRNGKey(task.sampling_seed); a copy of the task with a traced
-      # seed gives every tile its own noise from one compiled function.
-      task = copy.copy(self.model.task)
-      task.sampling_seed = seed
-      return task.predict(params, {name: value[None] for name, value in example.items()})[0]
+      return task.predict(params, {name: value[None] for name, value in example.items()}, jax.random.PRNGKey(seed))[0]
 
     return crop_to(jax.vmap(sample_one)(batch, seeds), size)
 
+  def _complete(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The tiles' image (and mask) with the other inputs the task reads: contours drawn from them, the damage
+    type asked for."""
+    derived = {
+        "contour": lambda: np.stack([contour_map(d, m) for d, m in zip(batch["damaged"], batch["mask"])]),
+        "damage_type": lambda: np.full(len(batch["damaged"]), self.damage_type, np.int32),
+    }
+    return {name: batch[name] if name in batch else derived[name]() for name in self.inputs}
+
   def tile_fn(self, seed: int = 0, sample: int = 0) -> TileFn:
-    """The TileFn of this model; DiffuMural's tiles are sampled with seeds from (`seed`, `sample`, tile index)."""
-    if self.model.blind:
-      return lambda batch, tile_indices: self._compiled(self.params, batch["damaged"])
-    if not self.model.sampled:
-      return lambda batch, tile_indices: self._compiled(self.params, batch)
+    """The TileFn of this model; a sampled model's tiles are drawn with seeds from (`seed`, `sample`, tile
+    index)."""
 
-    def diffusion_fn(batch: dict[str, np.ndarray], tile_indices: np.ndarray) -> jax.Array:
-      if self.model.task.use_contours:
-        batch = batch | {"contour": np.stack([contour_map(d, m) for d, m in zip(batch["damaged"], batch["mask"])])}
-      batch = batch | {"damage_type": np.full(len(batch["damaged"]), self.damage_type, np.int32)}
-      return self._compiled(self.params, batch, _diffusion_seeds(seed, sample, tile_indices))
+    def fn(batch: dict[str, np.ndarray], tile_indices: np.ndarray) -> jax.Array:
+      seeds = _tile_seeds(seed, sample, tile_indices) if self.model.sampled else np.zeros(len(tile_indices), np.int32)
+      return self._compiled(self.params, self._complete(batch), seeds)
 
-    return diffusion_fn
+    return fn

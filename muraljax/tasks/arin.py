@@ -44,6 +44,10 @@ def _prefixed(prefix: str, metrics: dict[str, jax.Array]) -> dict[str, jax.Array
 class ARINTask:
   """CAR -> HINet, trained in the phase `config.arin.phase` (see the module docstring)."""
 
+  sampled = False
+  size_multiple = 1  # both nets pad their inputs themselves
+  restores = True
+
   def __init__(self, config: ml_collections.ConfigDict):
     self.phase = config.arin.phase
     if self.phase not in PHASES:
@@ -55,6 +59,9 @@ class ARINTask:
     self.blind = self.hinet.blind  # CAR never sees the mask; an inpainting HINet stage does
     self.car_weight = config.loss.car_weight
     self.hinet_weight = config.loss.hinet_weight
+
+  def inputs(self, batch_size: int, height: int, width: int) -> dict[str, jax.ShapeDtypeStruct]:
+    return self.hinet.inputs(batch_size, height, width)  # CAR reads only the damaged image
 
   def init(self, rng: jax.Array, batch: Batch, keep_axis_names: bool = False) -> Params:
     car_rng, hinet_rng = jax.random.split(rng)
@@ -78,8 +85,9 @@ class ARINTask:
       return hinet_loss, metrics
     return self.car_weight * car_loss + self.hinet_weight * hinet_loss, metrics
 
-  def predict(self, params: Params, batch: Batch) -> jax.Array:
+  def predict(self, params: Params, batch: Batch, rng: jax.Array | None = None) -> jax.Array:
     """CAR's restoration in phase 'car' (HINet is untrained there), else HINet's final output on it."""
+    del rng  # ARIN is deterministic.
     restored = self._as_image(self.car.restore(params["car"], batch["damaged"])[0])
     if self.phase == "car":
       return restored

@@ -1,20 +1,34 @@
-"""The small interface through which a model family plugs into the generic trainer."""
+"""The small interface through which a model family plugs into the trainer, evaluation and restoration."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
 import jax
+import jax.numpy as jnp
 
 Batch = dict[str, jax.Array]  # 'damaged', 'clean' [B, H, W, 3] and 'mask' [B, H, W, 1], floats in [0, 1].
 Params = Any
 
 
 class Task(Protocol):
-  """What the trainer needs from a model family; all methods are pure and jit-compatible."""
+  """What the tools need from a model family; all methods are pure and jit-compatible."""
 
   blind: bool
   """True when the model restores from batch['damaged'] alone; False when it also reads batch['mask']."""
+
+  sampled: bool
+  """True when `predict` draws its restoration with `rng` (draws differ); False when it is deterministic."""
+
+  size_multiple: int
+  """The sides of the images `predict` takes must be multiples of this (1: any size; the model pads itself)."""
+
+  restores: bool
+  """Whether muraljax.restore offers the model for photographs of walls."""
+
+  def inputs(self, batch_size: int, height: int, width: int) -> dict[str, jax.ShapeDtypeStruct]:
+    """The batch entries `predict` reads for `batch_size` images of height x width: 'damaged' [B, H, W, 3], 'mask'
+    [B, H, W, 1] unless blind, and any the family adds (DiffuMural: 'contour', 'damage_type')."""
 
   def init(self, rng: jax.Array, batch: Batch, keep_axis_names: bool = False) -> Params:
     """Fresh parameters for inputs shaped like `batch`; with `keep_axis_names`, each leaf is boxed with its
@@ -23,7 +37,14 @@ class Task(Protocol):
   def loss(self, params: Params, batch: Batch, rng: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Scalar training loss (mean over the global batch) and scalar metrics to log."""
 
-  def predict(self, params: Params, batch: Batch) -> jax.Array:
-    """The restored images [B, H, W, 3] for evaluation and image grids."""
+  def predict(self, params: Params, batch: Batch, rng: jax.Array | None = None) -> jax.Array:
+    """The restored images [B, H, W, 3] for evaluation, image grids and restoration; a sampled task draws them with
+    `rng` (None: its fixed evaluation seed), a deterministic one ignores it."""
 
   # Optional: `trainable(params) -> pytree of bool`; parameters marked False are frozen by the optimizer.
+
+
+def image_inputs(batch_size: int, height: int, width: int, blind: bool) -> dict[str, jax.ShapeDtypeStruct]:
+  """float32 'damaged' [B, H, W, 3] and, unless `blind`, 'mask' [B, H, W, 1]: what most tasks' `inputs` are."""
+  channels = {"damaged": 3} | ({} if blind else {"mask": 1})
+  return {name: jax.ShapeDtypeStruct((batch_size, height, width, c), jnp.float32) for name, c in channels.items()}

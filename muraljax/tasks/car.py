@@ -27,7 +27,7 @@ from muraljax.models import edsr, partitioning
 from muraljax.models.car import Downscaled, KernelGenerationNet, quantize
 from muraljax.models.ops import crop_to, pad_to_multiple
 from muraljax.models.resample import SCALES
-from muraljax.tasks.base import Batch, Params
+from muraljax.tasks.base import Batch, Params, image_inputs
 from muraljax.tasks.car_loss import car_loss
 
 PATCH_MULTIPLE = 8
@@ -47,8 +47,12 @@ class CARTask:
   `model_field` names the config section holding the CAR model (for error messages), e.g. 'model.car' in ARIN.
   """
 
+  blind = True
+  sampled = False
+  size_multiple = 1  # any other image is padded to a multiple of the scale and cropped back
+  restores = False  # CAR alone is ARIN's first stage; restoration takes HINet or ARIN
+
   def __init__(self, config: ml_collections.ConfigDict, *, model_field: str = "model"):
-    self.blind = True
     self.scale = config.model.scale
     if self.scale not in SCALES:
       raise ValueError(f"CAR resamples by 2 or 4, got {model_field}.scale={self.scale}; set it to 2 or 4.")
@@ -59,6 +63,9 @@ class CARTask:
                               n_feats=config.model.n_feats, dtype=dtype, remat=config.train.remat)
     self.loss_weights = dict(l1_weight=config.loss.l1_weight, tv_weight=config.loss.tv_weight,
                              offset_weight=config.loss.offset_weight)
+
+  def inputs(self, batch_size: int, height: int, width: int) -> dict[str, jax.ShapeDtypeStruct]:
+    return image_inputs(batch_size, height, width, blind=True)
 
   def init(self, rng: jax.Array, batch: Batch, keep_axis_names: bool = False) -> Params:
     image, _ = pad_to_multiple(batch["damaged"], self.scale)
@@ -90,7 +97,8 @@ class CARTask:
     reconstruction, down = self.restore(params, batch["damaged"])
     return self.objective(reconstruction, down, batch["clean"])
 
-  def predict(self, params: Params, batch: Batch) -> jax.Array:
+  def predict(self, params: Params, batch: Batch, rng: jax.Array | None = None) -> jax.Array:
+    del rng  # CAR is deterministic.
     return jnp.clip(self.restore(params, batch["damaged"])[0].astype(jnp.float32), 0.0, 1.0)
 
   def trainable(self, params: Params):

@@ -32,10 +32,11 @@ probability `diffusion.condition_dropout` an example's conditions are zeroed at 
 set to 'unknown' (the coarse estimate stays), which trains the unconditional model classifier-free guidance
 needs. With model.freeze_base only the ControlNets train (`trainable`).
 
-Evaluation (`predict`) inpaints with muraljax.diffusion.collaborative.sample (fixed seed): the scales denoise
-together, fused per pixel by muraljax.diffusion.fusion's weights (`collaboration` settings; `cascade` is the
-coarse-to-fine ablation); one scale is plain RePaint DDIM/DDPM (samplers.inpaint). Intact pixels are kept
-exactly. The trainer passes EMA params when train.ema_decay > 0.
+Evaluation and restoration (`predict`) inpaint with muraljax.diffusion.collaborative.sample, drawing with the
+given rng (default: the fixed key of `sampling.seed`): the scales denoise together, fused per pixel by
+muraljax.diffusion.fusion's weights (`collaboration` settings; `cascade` is the coarse-to-fine ablation); one
+scale is plain RePaint DDIM/DDPM (samplers.inpaint). Intact pixels are kept exactly. The trainer passes EMA
+params when train.ema_decay > 0.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from muraljax.diffusion import collaborative, cycle, frequency, losses, samplers
 from muraljax.models import partitioning
 from muraljax.models.controlnet import copy_encoder_from_unet
 from muraljax.tasks import diffusion_scales
-from muraljax.tasks.base import Batch, Params
+from muraljax.tasks.base import Batch, Params, image_inputs
 
 SAMPLERS = ("ddim", "ddpm")
 
@@ -58,13 +59,16 @@ SAMPLERS = ("ddim", "ddpm")
 class DiffusionTask:
   """Params {'scale_<side>': {'unet', 'controlnet'}} per scale; see the module docstring."""
 
+  blind = False  # DiffuMural inpaints the masked pixels
+  sampled = True
+  restores = True
+
   def __init__(self, config: ml_collections.ConfigDict):
     self.scales = diffusion_scales.build(config, len(DAMAGE_TYPES), config_lib.compute_dtype(config.train))
     self.factors = tuple(scale.factor for scale in self.scales)
     self.freeze_base = config.model.freeze_base
     self.controlnet_from_base = config.model.controlnet_from_base
     self.use_contours = config.data.contours
-    self.blind = False  # DiffuMural inpaints the masked pixels
     diffusion = config.diffusion
     schedules.check_prediction(diffusion.prediction)
     self.schedule = schedules.make_schedule(diffusion.schedule, diffusion.num_timesteps)
@@ -97,6 +101,13 @@ class DiffusionTask:
   def size_multiple(self) -> int:
     """Images to `predict` must have sides that are multiples of this (every scale's U-Net must fit)."""
     return self.scales[-1].unet_config.size_multiple
+
+  def inputs(self, batch_size: int, height: int, width: int) -> dict[str, jax.ShapeDtypeStruct]:
+    """The damaged images, masks, contours (with data.contours) and damage types `predict` conditions on."""
+    images = image_inputs(batch_size, height, width, blind=False)
+    if self.use_contours:
+      images["contour"] = jax.ShapeDtypeStruct((batch_size, height, width, 1), jnp.float32)
+    return images | {"damage_type": jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
 
   def init(self, rng: jax.Array, batch: Batch, keep_axis_names: bool = False) -> Params:
     """Fresh params; they do not depend on the image size, so each scale is initialised on its U-Net's
@@ -197,9 +208,9 @@ class DiffusionTask:
       coarse = jax.lax.stop_gradient(collaborative.upsample(jnp.clip(x0_hat, -1.0, 1.0), 2))
     return total, metrics
 
-  def predict(self, params: Params, batch: Batch) -> jax.Array:
-    """Inpainted images [B, H, W, 3] in [0, 1]: the input on intact pixels (exactly), sampled on damaged ones.
-    H and W must be multiples of `size_multiple`."""
+  def predict(self, params: Params, batch: Batch, rng: jax.Array | None = None) -> jax.Array:
+    """Inpainted images [B, H, W, 3] in [0, 1]: the input on intact pixels (exactly), sampled on damaged ones with
+    `rng` (None: PRNGKey(sampling.seed)). H and W must be multiples of `size_multiple`."""
     images, masks, conditions = self.conditions(batch)
     labels = self.damage_labels(batch)
 
@@ -217,8 +228,8 @@ class DiffusionTask:
 
       return fn
 
+    rng = jax.random.PRNGKey(self.sampling_seed) if rng is None else rng
     samples = collaborative.sample([denoise_fn(s) for s in range(len(self.scales))], self.schedule, images, masks,
-                                   jax.random.PRNGKey(self.sampling_seed), prediction=self.prediction,
-                                   **self.sampling, **self.collaboration)
+                                   rng, prediction=self.prediction, **self.sampling, **self.collaboration)
     restored = jnp.clip(schedules.to_unit_range(samples[-1]), 0.0, 1.0)
     return jnp.where(batch["mask"] >= 0.5, restored, batch["damaged"])

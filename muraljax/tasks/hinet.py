@@ -22,7 +22,7 @@ from muraljax import config as config_lib
 from muraljax.metrics import lpips
 from muraljax.models import partitioning
 from muraljax.models.hinet import HINet
-from muraljax.tasks.base import Batch, Params
+from muraljax.tasks.base import Batch, Params, image_inputs
 
 
 def psnr_loss(pred: jax.Array, target: jax.Array, weight: float) -> jax.Array:
@@ -53,6 +53,10 @@ def model_from_config(config: ml_collections.ConfigDict) -> HINet:
 class HINetTask:
   """Both stage outputs are supervised (see the module docstring); inference uses the second stage."""
 
+  sampled = False
+  size_multiple = 1  # the model pads its input to a multiple of 2^(depth - 1) itself
+  restores = True
+
   def __init__(self, config: ml_collections.ConfigDict):
     self.model = model_from_config(config)
     self.blind = not self.model.mask_aware
@@ -68,6 +72,9 @@ class HINetTask:
   def _apply(self, params: Params, batch: Batch) -> tuple[jax.Array, jax.Array]:
     mask = None if self.blind else batch["mask"]
     return self.model.apply({"params": params}, batch["damaged"], mask)
+
+  def inputs(self, batch_size: int, height: int, width: int) -> dict[str, jax.ShapeDtypeStruct]:
+    return image_inputs(batch_size, height, width, self.blind)
 
   def init(self, rng: jax.Array, batch: Batch, keep_axis_names: bool = False) -> Params:
     mask = None if self.blind else batch["mask"]
@@ -90,6 +97,7 @@ class HINetTask:
       total += self.perceptual_weight * perceptual
     return total, metrics
 
-  def predict(self, params: Params, batch: Batch) -> jax.Array:
+  def predict(self, params: Params, batch: Batch, rng: jax.Array | None = None) -> jax.Array:
+    del rng  # HINet is deterministic.
     _, out_2 = self._apply(params, batch)
     return jnp.clip(out_2.astype(jnp.float32), 0.0, 1.0)
