@@ -19,10 +19,8 @@ import jax
 import jax.numpy as jnp
 
 from muraljax import config as config_lib
-from muraljax import tasks
 from muraljax.train import sharding
-from muraljax.train.loop import jit_train_step, make_train_step
-from muraljax.train.state import create_train_state, learning_rate_schedule, make_optimizer
+from muraljax.train.step import assemble
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -67,19 +65,13 @@ def train_step_setup(config, batch_size: int, side: int, mesh: jax.sharding.Mesh
   With a `mesh`, the batch and the state are laid out on it as the trainer does (`config.mesh` rules). With `ema`,
   the state keeps EMA params as the trainer does when config.train.ema_decay > 0.
   """
-  task = tasks.get_task(config)
   batch = synthetic_batch(batch_size, side, contour=bool(config.data.get("contours", False)))
-  tx = make_optimizer(config.optimizer, config.train.num_steps, getattr(task, "trainable", None))
-  schedule = learning_rate_schedule(config.optimizer, config.train.num_steps)
-  ema_decay = config.train.ema_decay if ema else 0.0
   if mesh is None:
-    state = create_train_state(task, tx, jax.random.PRNGKey(0), batch, ema_decay=ema_decay)
-    return jax.jit(make_train_step(task, schedule), donate_argnums=0), state, batch
-  batch = jax.device_put(batch, sharding.batch_sharding(mesh))
-  state = create_train_state(
-      task, tx, jax.random.PRNGKey(0), {k: v[:1] for k, v in batch.items()},
-      sharding.ParamLayout.from_config(mesh, config.mesh), ema_decay=ema_decay)
-  return jit_train_step(task, schedule, jax.tree.map(lambda x: x.sharding, state), mesh), state, batch
+    trainer = assemble(config, batch, ema=ema, seed=0)
+  else:
+    batch = jax.device_put(batch, sharding.batch_sharding(mesh))
+    trainer = assemble(config, {k: v[:1] for k, v in batch.items()}, mesh=mesh, ema=ema, seed=0)
+  return trainer.step, trainer.state, batch
 
 
 def bench_train_step(config, batch_size: int, side: int, steps: int, mesh: jax.sharding.Mesh | None = None,

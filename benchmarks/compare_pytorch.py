@@ -71,18 +71,14 @@ import common  # noqa: E402  (imports JAX: after pinning)
 def jax_step(config, batch_size: int, side: int) -> tuple[Callable[[], Any], dict[str, Any]]:
   """The trainer's step on a synthetic batch, compiled: (run one step and wait, facts about it)."""
   import jax  # pylint: disable=g-import-not-at-top
-  from muraljax import tasks  # pylint: disable=g-import-not-at-top
   from muraljax.train import throughput  # pylint: disable=g-import-not-at-top
-  from muraljax.train.loop import make_train_step  # pylint: disable=g-import-not-at-top
-  from muraljax.train.state import create_train_state, learning_rate_schedule, make_optimizer  # pylint: disable=g-import-not-at-top
+  from muraljax.train.step import assemble  # pylint: disable=g-import-not-at-top
 
-  task = tasks.get_task(config)
   batch = common.synthetic_batch(batch_size, side)
-  tx = make_optimizer(config.optimizer, config.train.num_steps, getattr(task, "trainable", None))
-  train_step = make_train_step(task, learning_rate_schedule(config.optimizer, config.train.num_steps))
-  state = create_train_state(task, tx, jax.random.PRNGKey(0), batch)
+  trainer = assemble(config, batch, ema=False, seed=0)
+  state = trainer.state
   start = time.perf_counter()
-  compiled = jax.jit(train_step, donate_argnums=0).lower(state, batch).compile()
+  compiled = trainer.step.lower(state, batch).compile()
   compile_s = time.perf_counter() - start
 
   def step():

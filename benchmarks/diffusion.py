@@ -24,10 +24,8 @@ import jax
 
 import common
 
-from muraljax import tasks
 from muraljax.train import throughput
-from muraljax.train.loop import make_train_step
-from muraljax.train.state import create_train_state, learning_rate_schedule, make_optimizer
+from muraljax.train.step import assemble, make_train_step
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CASES = {  # name: (config variant, global batch)
@@ -51,12 +49,11 @@ def timed(fn, *args, repeats: int) -> float:
 def bench(variant: str, batch_size: int, steps: int, sampling_steps: int) -> dict[str, float]:
   config = common.load_config("diffumural", variant)
   config.sampling.steps = sampling_steps
-  task = tasks.get_task(config)
   side = config.data.patch_size
   batch = common.synthetic_batch(batch_size, side, contour=True)
-  tx = make_optimizer(config.optimizer, config.train.num_steps, task.trainable)
-  state = create_train_state(task, tx, jax.random.PRNGKey(0), batch)
-  step = jax.jit(make_train_step(task, learning_rate_schedule(config.optimizer, config.train.num_steps)))
+  trainer = assemble(config, batch, ema=False, seed=0)
+  task, state = trainer.task, trainer.state
+  step = jax.jit(make_train_step(task, trainer.schedule))  # not donated: every timed call takes the same state
 
   start = time.perf_counter()
   compiled_step = step.lower(state, batch).compile()

@@ -14,11 +14,9 @@ import time
 import jax
 import ml_collections
 
-from muraljax import tasks
 from muraljax.data import pipeline
 from muraljax.train import sharding, throughput
-from muraljax.train.loop import example_batch, jit_train_step
-from muraljax.train.state import abstract_train_state, learning_rate_schedule, make_optimizer
+from muraljax.train.step import assemble
 
 MB = 1e6
 
@@ -60,16 +58,12 @@ def compile_train_step(config: ml_collections.ConfigDict,
   mesh = mesh or sharding.make_mesh(config.mesh)
   train = config.train
   sharding.check_batch_size(train.batch_size, mesh)
-  layout = sharding.ParamLayout.from_config(mesh, config.mesh)
-  task = tasks.get_task(config)
-  tx = make_optimizer(config.optimizer, train.num_steps, getattr(task, "trainable", None))
-  state = abstract_train_state(task, tx, example_batch(config), layout, train.ema_decay)
+  trainer = assemble(config, mesh=mesh, abstract=True)
+  state = trainer.state
   batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=sharding.batch_sharding(mesh))
            for k, v in pipeline.batch_shapes(config.data, train.batch_size).items()}
-  step = jit_train_step(task, learning_rate_schedule(config.optimizer, train.num_steps),
-                        jax.tree.map(lambda x: x.sharding, state), mesh)
   start = time.perf_counter()
-  compiled = step.lower(state, batch).compile()
+  compiled = trainer.step.lower(state, batch).compile()
   compile_s = time.perf_counter() - start
   memory = compiled.memory_analysis()
   return compiled, StepReport(

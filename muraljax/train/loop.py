@@ -1,8 +1,8 @@
 """The generic training loop every model family runs through (see muraljax.tasks for the families).
 
-`run(config, workdir)` builds the mesh, the data, the sharded train state and one compiled train step, then
-trains, evaluates, logs and checkpoints. Re-running the same command resumes from the latest checkpoint in
-`workdir`: model, optimizer, step, RNG and the data iterator's position.
+`run(config, workdir)` builds the mesh, the sharded train state and its step (muraljax.train.step), the data, then
+compiles the step once and trains, evaluates, logs and checkpoints. Re-running the same command resumes from the
+latest checkpoint in `workdir`: model, optimizer, step, RNG and the data iterator's position.
 """
 
 from __future__ import annotations
@@ -16,19 +16,18 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from absl import logging
 
 from muraljax import config as config_lib
-from muraljax import paths, runs, tasks
+from muraljax import paths, runs
 from muraljax.data import pipeline
 from muraljax.metrics.image_files import image_grid, save_png
 from muraljax.train import evaluation, init_from, sharding, summaries, throughput
 from muraljax.train.checkpoint import Checkpointer, CheckpointSaveError
-from muraljax.train.state import TrainState, create_train_state, learning_rate_schedule, make_optimizer
+from muraljax.train.state import TrainState
+from muraljax.train.step import assemble
 
 
 class TrainingDiverged(RuntimeError):
@@ -55,31 +54,6 @@ class _Preemption:
   def restore_handler(self):
     for signum, previous in self._previous.items():
       signal.signal(signum, previous)
-
-
-def example_batch(config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
-  """Zeros shaped like one example of the training batches: what parameters are initialised from."""
-  return {k: jnp.zeros(v.shape, v.dtype) for k, v in pipeline.batch_shapes(config.data, 1).items()}
-
-
-def jit_train_step(task: tasks.Task, schedule, state_shardings: Any, mesh: jax.sharding.Mesh) -> Any:
-  """The train step jitted with the state laid out as `state_shardings` (and donated), the batch split over the
-  data-parallel axes, metrics replicated."""
-  return jax.jit(make_train_step(task, schedule),
-                 in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
-                 out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
-
-
-def make_train_step(task: tasks.Task, schedule) -> Any:
-  def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
-    rng = jax.random.fold_in(state.rng, state.step)
-    (loss, metrics), grads = jax.value_and_grad(task.loss, has_aux=True)(state.params, batch, rng)
-    new_state = state.apply_gradients(grads)
-    metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads),
-               "param_norm": optax.global_norm(new_state.params), "learning_rate": schedule(state.step)}
-    return new_state, metrics
-
-  return train_step
 
 
 class _MetricLog:
@@ -165,7 +139,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
   train_cfg = config.train
   mesh = sharding.make_mesh(config.mesh)
   sharding.check_batch_size(train_cfg.batch_size, mesh)
-  task = tasks.get_task(config)
+  trainer = assemble(config, mesh=mesh)  # before any data is read: the task checks its settings
+  state = trainer.state
+  num_params = sum(math.prod(x.shape) for x in jax.tree.leaves(state.params))
+  logging.info("Task %s: %s parameters on a mesh %s.", config.task, f"{num_params:,}", dict(mesh.shape))
 
   loader = pipeline.train_loader(config.data, global_batch_size=train_cfg.batch_size, seed=config.seed)
   data_iterator = iter(loader)
@@ -177,18 +154,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
     eval_batches = [
         {k: jax.make_array_from_process_local_data(replicated, v) for k, v in batch.items()}
         for batch in pipeline.eval_batches(config.data, batch_size=train_cfg.eval_batch_size, seed=config.seed)]
-
-  schedule = learning_rate_schedule(config.optimizer, train_cfg.num_steps)
-  tx = make_optimizer(config.optimizer, train_cfg.num_steps, getattr(task, "trainable", None))
-
-  rng = jax.random.PRNGKey(config.seed)
-  state = create_train_state(
-      task, tx, rng, example_batch(config),
-      sharding.ParamLayout.from_config(mesh, config.mesh),
-      ema_decay=train_cfg.ema_decay)
-  state_shardings = jax.tree.map(lambda x: x.sharding, state)
-  num_params = sum(math.prod(x.shape) for x in jax.tree.leaves(state.params))
-  logging.info("Task %s: %s parameters on a mesh %s.", config.task, f"{num_params:,}", dict(mesh.shape))
 
   checkpointer = Checkpointer(workdir, train_cfg)
   resumed = checkpointer.restore_newest_intact(state, data_iterator)
@@ -204,11 +169,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, stop_after_step: int
                          | {"num_params": num_params})
   log = _MetricLog(workdir, writer)
 
-  step_fn = jit_train_step(task, schedule, state_shardings, mesh)
-  eval_fn = evaluation.make_eval_fn(task.predict)
+  eval_fn = evaluation.make_eval_fn(trainer.task.predict)
   first_batch = sharding.global_batch(next(data_iterator), mesh)
   compile_start = time.perf_counter()
-  compiled_step = step_fn.lower(state, first_batch).compile()
+  compiled_step = trainer.step.lower(state, first_batch).compile()
   flops = throughput.flops_per_device(compiled_step)
   logging.info("Compiled the train step in %.1f s (%.3g FLOPs per step and device).",
                time.perf_counter() - compile_start, flops)
