@@ -24,6 +24,7 @@ import pytest
 from conftest import REPO, claimed_size_png, load_config, tiny_diffumural_config
 from PIL import Image
 
+from muraljax.config import train_config
 from muraljax.data.murals import generate_mural
 from muraljax.restore import example, figures
 from muraljax.restore.__main__ import main
@@ -526,7 +527,7 @@ def test_a_run_older_than_a_shared_config_field_restores_with_a_note(hinet_run, 
   assert sha256(tmp_path / "older" / "restored.png") == sha256(tmp_path / "current" / "restored.png")
   record = json.loads((tmp_path / "older" / "provenance.json").read_text())
   assert "predates the config fields mesh.rules, train.compute_dtype" in record["notes"][0]
-  assert record["model"]["config"]["train"]["compute_dtype"] == "float32"
+  assert record["model"]["config"]["train"]["compute_dtype"] == train_config().compute_dtype
 
 
 @pytest.mark.parametrize("damage", ["truncate the largest data file", "delete the manifest"])
