@@ -1,7 +1,7 @@
 """DiffuMural on murals: collaborative diffusion at 256/512/1024 px. `--config configs/diffumural.py[:variant]`.
 
 Variants:
-  (none) / paper  three scales, 256, 512 and 1024 px, trained jointly on 1024 px crops (muraljax/tasks/diffusion.py).
+  (none) / paper  three scales, 256, 512 and 1024 px, trained jointly on 1024 px crops (muraljax/tasks/diffumural.py).
                   The 256 px U-Net has DDPM's 256 px width (diffusers UNet2DModel layout: channels
                   128-128-256-256-512-512, 2 ResNet blocks per level, self-attention at 16x16); the 512 and 1024 px
                   U-Nets prepend levels of 64 and 32 channels (64-128-...-512 and 32-64-128-...-512), so all three
@@ -39,7 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.scales = (256, 512, 1024)
   # The coarsest scale's U-Net. Each finer scale's U-Net prepends one level of half the first level's width (at
   # least norm_num_groups, ResNet blocks only), so its lower levels see feature maps of the same sizes
-  # (muraljax/tasks/diffusion_scales.py).
+  # (muraljax/tasks/diffumural_scales.py).
   c.model.block_out_channels = (128, 128, 256, 256, 512, 512)  # Channels per level; a level halves the size.
   # Block per level: 'DownBlock2D' (ResNet blocks) or 'AttnDownBlock2D' (each followed by self-attention).
   c.model.down_block_types = ("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D")

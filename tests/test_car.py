@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from muraljax.models import car, edsr, partitioning
-from muraljax.models.naming import read_layout_file
+from muraljax.models.torch_names import read_layout_file
 from muraljax.tasks import car_loss
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "state_dict_keys")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from muraljax.data import degrade
+from muraljax.data import damage_types, degrade
 from muraljax.data.errors import DataError
 
 _MISSING_KINDS = [kind for kind in degrade.MASK_GENERATORS if kind != "fading"]
@@ -74,7 +74,7 @@ def test_each_kind_respects_ratio_limits_and_leaves_the_rest_untouched(kind, mas
                                                ("boxes", "unknown"), ("real", "unknown")])
 def test_one_kind_of_damage_is_labelled_with_its_type(kind, damage_type, mask_folder):
   out = degrade.degrade(_clean(), np.random.default_rng(0), _config([kind], mask_folder=mask_folder))
-  assert out["damage_type"].dtype == np.int32 and degrade.DAMAGE_TYPES[out["damage_type"]] == damage_type
+  assert out["damage_type"].dtype == np.int32 and damage_types.DAMAGE_TYPES[out["damage_type"]] == damage_type
 
 
 @pytest.mark.parametrize("crack_rows, collapse_rows, expected", [(12, 4, "cracks"), (4, 12, "collapse")])
@@ -90,7 +90,7 @@ def test_mixed_damage_is_labelled_with_the_kind_covering_most_of_it(monkeypatch,
   monkeypatch.setitem(degrade.MASK_GENERATORS, "collapse", rows(20, collapse_rows))
   out = degrade.degrade(_clean(), np.random.default_rng(0), _config(["cracks", "collapse"], 0.05, 0.5))
   assert out["mask"][..., 0].sum(axis=1).astype(bool).sum() == crack_rows + collapse_rows  # both kinds were used
-  assert degrade.DAMAGE_TYPES[out["damage_type"]] == expected
+  assert damage_types.DAMAGE_TYPES[out["damage_type"]] == expected
 
 
 @pytest.mark.parametrize("low, high, kinds", [(0.01, 0.5, None), (0.4, 0.45, ["cracks"]), (0.0, 0.02, ["collapse"]),

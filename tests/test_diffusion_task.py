@@ -14,7 +14,7 @@ import pytest
 from conftest import load_config, tiny_diffumural_config
 
 from muraljax import tasks
-from muraljax.data import degrade, pipeline
+from muraljax.data import damage_types, pipeline
 from muraljax.train import loop
 from muraljax.train.state import TrainState, compile_once, create_train_state, make_optimizer
 
@@ -114,11 +114,11 @@ def test_the_damage_type_the_pipeline_labels_conditions_every_scale():
   config.diffusion.condition_dropout = 0.0
   config.data.degradation.weights.update(random_walk=0.0, strokes=0.0, boxes=0.0)  # only the named types
   task, batch, rng = tasks.get_task(config), first_batch(config), jax.random.PRNGKey(2)
-  assert batch["damage_type"].dtype == jnp.int32 and bool(jnp.all(batch["damage_type"] != degrade.UNKNOWN_DAMAGE))
+  assert batch["damage_type"].dtype == jnp.int32 and bool(jnp.all(batch["damage_type"] != damage_types.UNKNOWN_DAMAGE))
   params = compile_once(task.init, rng, batch)(rng, batch)
   per_scale = jax.jit(lambda b: task.loss(params, b, rng)[1])
   labelled = per_scale(batch)
-  unknown = per_scale(batch | {"damage_type": jnp.full_like(batch["damage_type"], degrade.UNKNOWN_DAMAGE)})
+  unknown = per_scale(batch | {"damage_type": jnp.full_like(batch["damage_type"], damage_types.UNKNOWN_DAMAGE)})
   for side in config.model.scales:
     assert labelled[f"scale_{side}/mse"] != unknown[f"scale_{side}/mse"], side
   # A batch without labels (a restoration, a dataset's own damage) is 'unknown' throughout.

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from test_layers import conv2d_reference, conv_transpose2x2_reference, half_instance_norm_reference, nchw, nhwc
 
-from muraljax.models import hinet, naming, partitioning
+from muraljax.models import hinet, partitioning, torch_names
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "state_dict_keys"
 
@@ -50,7 +50,7 @@ def test_params_match_official_names_shapes_and_count(config, fixture, count):
   params = abstract_params(hinet.HINet(**config))
 
   assert sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params)) == count
-  assert hinet.torch_layout(params) == naming.read_layout_file(str(FIXTURES / fixture))
+  assert hinet.torch_layout(params) == torch_names.read_layout_file(str(FIXTURES / fixture))
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,7 @@ def torch_state_dict(params: dict) -> dict[str, np.ndarray]:
     value = np.asarray(leaf, np.float64)
     if value.ndim == 4:
       value = value.transpose(2, 3, 0, 1) if names[-2] == "up" else value.transpose(3, 2, 0, 1)
-    state_dict[naming.torch_name(names, hinet.TORCH_NAME_RULES)] = value
+    state_dict[torch_names.torch_name(names, hinet.TORCH_NAME_RULES)] = value
   return state_dict
 
 

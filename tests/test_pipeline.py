@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from muraljax.data import degrade, pipeline
+from muraljax.data import damage_types, pipeline
 from muraljax.data.errors import DataError
 
 
@@ -38,7 +38,7 @@ def test_batch_shapes_dtypes_and_ranges():
       k: (v.shape, v.dtype) for k, v in pipeline.batch_shapes(_config(), 4).items()}
   for key in ("damaged", "clean", "mask"):
     assert batch[key].dtype == np.float32 and 0.0 <= batch[key].min() and batch[key].max() <= 1.0
-  assert batch["damage_type"].dtype == np.int32 and set(batch["damage_type"]) <= set(range(len(degrade.DAMAGE_TYPES)))
+  assert batch["damage_type"].dtype == np.int32 and set(batch["damage_type"]) <= set(range(len(damage_types.DAMAGE_TYPES)))
   assert set(np.unique(batch["mask"])) <= {0.0, 1.0}
   outside = np.broadcast_to(batch["mask"] == 0, batch["clean"].shape)
   np.testing.assert_array_equal(batch["damaged"][outside], batch["clean"][outside])

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from muraljax import port
-from muraljax.models import car, edsr, naming
+from muraljax.models import car, edsr, torch_names
 from muraljax.port import __main__ as cli
 from muraljax.port.convert import abstract_params, expected_tensors
 from muraljax.port.families import FAMILIES
@@ -33,7 +33,7 @@ def official_checkpoint(reference: torch.nn.Module, path: pathlib.Path) -> pathl
 
 
 def official_layout(name: str) -> dict[str, tuple[int, ...]]:
-  return {k.removeprefix(PREFIX): v for k, v in naming.read_layout_file(str(FIXTURES / name)).items()}
+  return {k.removeprefix(PREFIX): v for k, v in torch_names.read_layout_file(str(FIXTURES / name)).items()}
 
 
 def resampler_differences(reference: torch_car.DSN, params: dict, scale: int, image: np.ndarray) -> list[float]:

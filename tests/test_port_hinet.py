@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from muraljax import port
-from muraljax.models import hinet, naming
+from muraljax.models import hinet, torch_names
 from muraljax.port import __main__ as cli
 from muraljax.port.convert import abstract_params, expected_tensors
 from muraljax.port.families import FAMILIES
@@ -47,7 +47,7 @@ def max_differences(reference: torch.nn.Module, params: dict, image: np.ndarray,
 
 @pytest.mark.parametrize("release, fixture, reference_args, fields", VARIANTS, ids=[v[0] for v in VARIANTS])
 def test_official_variant_matches_pytorch(tmp_path, release, fixture, reference_args, fields):
-  official = naming.read_layout_file(str(FIXTURES / fixture))
+  official = torch_names.read_layout_file(str(FIXTURES / fixture))
   reference = randomize_(torch_hinet.HINet(**reference_args)).eval()
   assert {k: tuple(v.shape) for k, v in reference.state_dict().items()} == official  # the reference is official
 
@@ -68,7 +68,7 @@ def test_expected_tensors_are_the_official_names_and_shapes(fixture, fields):
   params = abstract_params(family.target(hinet.HINet(**fields)))
   layout = {name: slot.torch_shape for name, slot in expected_tensors(params, family).items()}
 
-  assert layout == naming.read_layout_file(str(FIXTURES / fixture)) == hinet.torch_layout(params)
+  assert layout == torch_names.read_layout_file(str(FIXTURES / fixture)) == hinet.torch_layout(params)
 
 
 def test_cli_output_loads_with_init_from_and_reproduces_pytorch(tmp_path, capsys):

@@ -23,7 +23,7 @@ from muraljax.port.convert import abstract_params, expected_tensors
 from muraljax.port.families import FAMILIES
 from muraljax.port.infer import unet_inputs
 from muraljax.port.torch_reference import nchw, nhwc, randomize_
-from muraljax.tasks.diffusion import DiffusionTask
+from muraljax.tasks.diffumural import DiffuMuralTask
 from muraljax.train import init_from
 from muraljax.train.state import TrainState
 
@@ -144,7 +144,7 @@ def test_partial_port_into_a_diffumural_unet(tmp_path, capsys):
   assert sorted(report["initialised_fresh"]) == ["class_embedding/embedding", "conv_in/kernel"]
   assert report["added"] and all("/fdps_" in path for path in report["added"])
 
-  task = DiffusionTask(config)
+  task = DiffuMuralTask(config)
   batch = {k: jax.ShapeDtypeStruct((1, 64, 64, c), jnp.float32) for k, c in (("damaged", 3), ("mask", 1))}
   fresh = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), jax.eval_shape(task.init, jax.random.key(0), batch))
   state = TrainState(step=np.zeros((), np.int32), params=fresh, opt_state=None, rng=None)

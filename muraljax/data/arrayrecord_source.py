@@ -29,7 +29,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from muraljax.data import degrade
+from muraljax.data import damage_types, degrade
 from muraljax.data.errors import DataError
 
 MASK_MODES = ("dataset", "synthetic", "mixed")
@@ -155,7 +155,7 @@ def damage(record: np.ndarray, rng: np.random.Generator, config: ml_collections.
   return {"damaged": record[..., 4:].astype(np.float32) / 255.0,
           "mask": (record[..., 3:4] > 127).astype(np.float32),
           "clean": record[..., :3].astype(np.float32) / 255.0,
-          "damage_type": np.int32(degrade.UNKNOWN_DAMAGE)}
+          "damage_type": np.int32(damage_types.UNKNOWN_DAMAGE)}
 
 
 def _upscaled(record: np.ndarray, min_side: int) -> np.ndarray:

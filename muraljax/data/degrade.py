@@ -6,7 +6,7 @@ Mask generators share one signature, `(rng, height, width, ...) -> bool [height,
 colour loss rather than missing pixels) and `real_mask` (a random crop of a damage mask traced on a photograph,
 from `mask_folder`). `degrade` combines a few kinds per image with the hole ratio held inside
 the configured limits, fills missing pixels and fades faded ones, and labels the example with its damage type
-(`DAMAGE_TYPES`, the condition DiffuMural embeds). Images are float32 [H, W, 3] in [0, 1]; masks float32
+(`data.damage_types`, the condition DiffuMural embeds). Images are float32 [H, W, 3] in [0, 1]; masks float32
 [H, W, 1], 1 = damaged.
 """
 
@@ -21,14 +21,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from muraljax.data.damage_types import DAMAGE_TYPES, UNKNOWN_DAMAGE
 from muraljax.data.errors import DataError
 from muraljax.data.murals import PLASTER_RGB
 
 KINDS = ("random_walk", "strokes", "boxes", "cracks", "flaking", "collapse", "fading", "real")
-# The damage types a conservator names; the generic inpainting masks (random walk, strokes, boxes) and damage
-# that comes with a dataset are 'unknown'.
-DAMAGE_TYPES = ("cracks", "flaking", "collapse", "fading", "unknown")
-UNKNOWN_DAMAGE = DAMAGE_TYPES.index("unknown")
 FILLS = ("black", "plaster", "noise", "white")
 _STROKE_WIDTHS = {"thin": (0.01, 0.04), "medium": (0.04, 0.09), "thick": (0.09, 0.16)}  # fractions of the short side
 _PLASTER = np.array(PLASTER_RGB, np.float32)

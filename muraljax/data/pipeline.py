@@ -113,7 +113,7 @@ def train_loader(config: ml_collections.ConfigDict, *, global_batch_size: int, s
   Returns:
     A grain.DataLoader whose iterator yields dict(damaged=[B, P, P, 3], mask=[B, P, P, 1], clean=[B, P, P, 3])
     float32 numpy arrays (and contour=[B, P, P, 1] with `config.contours`) plus damage_type=[B] int32 (indices into
-    degrade.DAMAGE_TYPES), B = global_batch_size // shard_count, P = config.patch_size, and supports
+    damage_types.DAMAGE_TYPES), B = global_batch_size // shard_count, P = config.patch_size, and supports
     get_state() / set_state().
   """
   _check_config(config)

@@ -46,7 +46,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from muraljax.models import naming, partitioning
+from muraljax.models import partitioning, torch_names
 from muraljax.models.edsr import MeanShift
 from muraljax.models.ops import crop_to, pad_to_multiple, pixel_shuffle, pixel_unshuffle
 from muraljax.models.resample import kernel_size, resample
@@ -54,7 +54,7 @@ from muraljax.models.resample import kernel_size, resample
 Dtype = Any
 
 _SEQUENTIALS = "ds_1|res_4|kernels_trunk|kernels_weight|offsets_trunk|offsets_h_generation|offsets_v_generation"
-TORCH_NAME_RULES: naming.Rules = (
+TORCH_NAME_RULES: torch_names.Rules = (
     (rf"^({_SEQUENTIALS})_(\d+)", r"\1.\2"),
     (r"(transform|downsample|upsample)_(\d+)", r"\1.\2"),
 )
@@ -64,7 +64,7 @@ QUANTIZATION_LEVELS = 255
 
 def torch_layout(params: Mapping, prefix: str = "module.") -> dict[str, tuple[int, ...]]:
   """{official PyTorch name: PyTorch shape} of a resampler param tree; `prefix` as in the official `kgn.pth`."""
-  return naming.torch_layout(params, TORCH_NAME_RULES, prefix)
+  return torch_names.torch_layout(params, TORCH_NAME_RULES, prefix)
 
 
 @jax.custom_vjp

@@ -33,20 +33,20 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from muraljax.models import naming, partitioning
+from muraljax.models import partitioning, torch_names
 from muraljax.models.ops import pixel_shuffle
 
 Dtype = Any
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 MEAN_SHIFT_NAMES = ("sub_mean", "add_mean")
-TORCH_NAME_RULES: naming.Rules = ((r"_(\d+)", r".\1"),)
+TORCH_NAME_RULES: torch_names.Rules = ((r"_(\d+)", r".\1"),)
 UPSCALES = (2, 4)
 
 
 def torch_layout(params: Mapping, prefix: str = "module.") -> dict[str, tuple[int, ...]]:
   """{official PyTorch name: PyTorch shape} of an EDSR param tree; `prefix` as in the official `usn.pth`."""
-  return naming.torch_layout(params, TORCH_NAME_RULES, prefix)
+  return torch_names.torch_layout(params, TORCH_NAME_RULES, prefix)
 
 
 def trainable_mask(params: Mapping) -> Any:

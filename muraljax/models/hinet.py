@@ -28,14 +28,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from muraljax.models import naming, partitioning
+from muraljax.models import partitioning, torch_names
 from muraljax.models.layers import HalfInstanceNorm, UpConv2x2, conv2d
 from muraljax.models.ops import crop_to, pad_to_multiple
 from muraljax.models.prefill import harmonic_fill
 
 Dtype = Any
 
-TORCH_NAME_RULES: naming.Rules = ((r"^(down_path_[12]|up_path_[12]|skip_conv_[12])_(\d+)", r"\1.\2"),)
+TORCH_NAME_RULES: torch_names.Rules = ((r"^(down_path_[12]|up_path_[12]|skip_conv_[12])_(\d+)", r"\1.\2"),)
 PREFILLS = ("none", "harmonic")
 # Flax module paths ('/'-joined) of the ConvTranspose2d layers.
 TORCH_TRANSPOSED = r"^up_path_[12]_\d+/up$"
@@ -43,7 +43,7 @@ TORCH_TRANSPOSED = r"^up_path_[12]_\d+/up$"
 
 def torch_layout(params: Mapping) -> dict[str, tuple[int, ...]]:
   """{official PyTorch name: PyTorch shape} of a HINet param tree (arrays or ShapeDtypeStructs)."""
-  return naming.torch_layout(params, TORCH_NAME_RULES, transposed=TORCH_TRANSPOSED)
+  return torch_names.torch_layout(params, TORCH_NAME_RULES, transposed=TORCH_TRANSPOSED)
 
 
 class UNetConvBlock(nn.Module):

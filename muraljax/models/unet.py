@@ -55,7 +55,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from muraljax.models import naming, partitioning
+from muraljax.models import partitioning, torch_names
 from muraljax.models.fdp import SpectralBlock
 from muraljax.models.layers import conv2d
 
@@ -67,7 +67,7 @@ UP_BLOCK_TYPES = ("UpBlock2D", "AttnUpBlock2D")
 # Paths ('/'-joined) of the params that are muraljax's additions to diffusers' layout: the FDP blocks.
 MURALJAX_ONLY = r"(^|/)fdps_\d+(/|$)"
 
-TORCH_NAME_RULES: naming.Rules = (
+TORCH_NAME_RULES: torch_names.Rules = (
     (r"\b(down_blocks|up_blocks|resnets|attentions|downsamplers|upsamplers|to_out|controlnet_down_blocks|blocks)"
      r"_(\d+)\b", r"\1.\2"),
 )
@@ -133,12 +133,12 @@ class UNetConfig:
 
 def torch_layout(params: Mapping) -> dict[str, tuple[int, ...]]:
   """{diffusers name: PyTorch shape} of a U-Net or ControlNet param tree (arrays or ShapeDtypeStructs)."""
-  return naming.torch_layout(_torch_leaf_conventions(params), TORCH_NAME_RULES)
+  return torch_names.torch_layout(_torch_leaf_conventions(params), TORCH_NAME_RULES)
 
 
 def _torch_leaf_conventions(tree: Mapping) -> dict:
   """FDP blocks left out, embedding tables renamed to `scale` (-> 'weight'), dense kernels [in, out] given
-  PyTorch's (out, in) shape; naming.torch_layout handles the rest."""
+  PyTorch's (out, in) shape; torch_names.torch_layout handles the rest."""
   out = {}
   for key, value in tree.items():
     if re.search(MURALJAX_ONLY, key):

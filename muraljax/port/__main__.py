@@ -30,6 +30,7 @@ from absl import flags
 
 from muraljax import cli
 from muraljax import config as config_lib
+from muraljax import runs
 from muraljax.port import families, writing
 from muraljax.port.convert import Conversion, convert_with_report
 from muraljax.port.errors import PortError
@@ -117,7 +118,7 @@ def _summary(report: dict[str, Any], out: pathlib.Path) -> list[str]:
                    f"{', '.join(part_report['initialised_fresh'])}")
     if part_report["unexpected"]:
       lines.append(f"{prefix}  dropped (not in the model): {', '.join(part_report['unexpected'])}")
-  lines.append(f"Wrote {out / 'checkpoints' / str(writing.STEP)} and {out / writing.REPORT_FILE}.")
+  lines.append(f"Wrote {runs.checkpoints_dir(out) / str(writing.STEP)} and {out / writing.REPORT_FILE}.")
   return lines
 
 

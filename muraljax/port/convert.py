@@ -10,7 +10,7 @@ the official tensor name and shape follow from the Flax path and the leaf kind:
 | dense `kernel` [I, O]                    | `weight` (O, I)            | transpose (1, 0)        |
 | `scale`, `embedding`, `bias`             | `weight`, `weight`, `bias` | as is                   |
 
-Names follow from the family's rules (`naming.torch_name`); which convs are transposed from its regex.
+Names follow from the family's rules (`torch_names.torch_name`); which convs are transposed from its regex.
 Every tensor must be present with exactly that shape, and the checkpoint must hold nothing else; otherwise one
 PortError lists every missing, unexpected and mis-shaped tensor. With `allow_partial` the matching tensors are
 kept, the others initialised as a fresh model would be, and the unexpected ones dropped; the report lists them.
@@ -31,7 +31,7 @@ import jax
 import numpy as np
 from flax import traverse_util
 
-from muraljax.models import naming, partitioning
+from muraljax.models import partitioning, torch_names
 from muraljax.port import families
 from muraljax.port.errors import PortError
 from muraljax.port.reading import StateDict, as_state_dict
@@ -42,7 +42,7 @@ CONV = ("conv OIHW -> HWIO", (2, 3, 1, 0))
 TRANSPOSED_CONV = ("transposed conv IOHW -> HWIO", (2, 3, 0, 1))
 DENSE = ("linear (out, in) -> (in, out)", (1, 0))
 AS_IS = ("as is", None)
-# naming.torch_name knows kernel/scale/bias; an embedding table is PyTorch's `weight` too.
+# torch_names.torch_name knows kernel/scale/bias; an embedding table is PyTorch's `weight` too.
 _LEAF_ALIASES = {"embedding": "scale"}
 
 
@@ -92,7 +92,7 @@ def expected_tensors(params: Mapping, family: families.Family) -> dict[str, Slot
       transform, axes = TRANSPOSED_CONV if transposed else CONV
     torch_shape = tuple(leaf.shape) if axes is None else tuple(leaf.shape[int(i)] for i in np.argsort(axes))
     leaf_name = _LEAF_ALIASES.get(names[-1], names[-1])
-    slots[naming.torch_name(names[:-1] + (leaf_name,), family.rules)] = Slot(
+    slots[torch_names.torch_name(names[:-1] + (leaf_name,), family.rules)] = Slot(
         names, tuple(leaf.shape), torch_shape, leaf.dtype, transform, axes)
   return slots
 
@@ -224,7 +224,7 @@ def _check_signature(family: families.Family, tensors: StateDict) -> None:
   raise PortError(f"The checkpoint has no {family.signature}, so it is not a {family.name} checkpoint ({looks}).")
 
 
-def _rename(tensors: StateDict, rules: naming.Rules) -> tuple[StateDict, dict[str, str]]:
+def _rename(tensors: StateDict, rules: torch_names.Rules) -> tuple[StateDict, dict[str, str]]:
   """Applies the family's legacy-name rules; returns the renamed tensors and {old name: new name}."""
   renamed, out = {}, {}
   for name, tensor in tensors.items():

@@ -17,12 +17,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from muraljax.models import car, edsr, hinet, naming, unet
+from muraljax.models import car, edsr, hinet, torch_names, unet
 from muraljax.port import infer
 from muraljax.port.errors import PortError
 from muraljax.port.reading import StateDict
-from muraljax.tasks.diffusion import DiffusionTask
-from muraljax.tasks.diffusion_scales import scale_key
+from muraljax.tasks.diffumural import DiffuMuralTask
+from muraljax.tasks.diffumural_scales import scale_key
 
 InputShapes = tuple[jax.ShapeDtypeStruct, ...]
 
@@ -43,7 +43,7 @@ class Family:
   name: str  # as in `--model`
   module_type: type[nn.Module]
   signature: str  # a tensor name that every checkpoint of this family holds and other families' do not
-  rules: naming.Rules  # Flax module path -> PyTorch module name
+  rules: torch_names.Rules  # Flax module path -> PyTorch module name
   infer: Callable[[StateDict, dict[str, Any] | None], infer.Inferred]  # (tensors, diffusers config) -> model
   from_config: Callable[[ml_collections.ConfigDict], Target]  # the target inside a training config's model
   example_inputs: Callable[[nn.Module], InputShapes]  # init inputs when only the module is given
@@ -52,7 +52,7 @@ class Family:
   # A callable gets the training config (None: the default one of `config`) and returns it.
   into: Mapping[str, str | Callable[[ml_collections.ConfigDict | None], str]]
   transposed: str | None = None  # regex on Flax module paths ('/'-joined) of transposed convs
-  renames: naming.Rules = ()  # legacy tensor names -> current ones, applied before matching
+  renames: torch_names.Rules = ()  # legacy tensor names -> current ones, applied before matching
   # regex on Flax param paths ('/'-joined) of muraljax's additions, which no official checkpoint holds: they are
   # not expected from it and start as a fresh model's (the U-Net's FDP blocks: the identity).
   extra: str | None = None
@@ -92,7 +92,7 @@ def _car_upscaler_from_config(config: ml_collections.ConfigDict) -> Target:
 def _unet_from_config(config: ml_collections.ConfigDict) -> Target:
   """The coarsest scale's U-Net of a DiffuMural run: its input is [noisy image, conditions]; damage types are its
   classes."""
-  task = DiffusionTask(config)
+  task = DiffuMuralTask(config)
   unet = task.scales[0].unet
   return Target(unet, infer.unet_inputs(unet.config, 3 + task.condition_channels))
 
@@ -103,7 +103,7 @@ def _unet_into(config: ml_collections.ConfigDict | None) -> str:
 
 
 # Attention tensor names of checkpoints saved by older diffusers versions -> today's names.
-LEGACY_ATTENTION_NAMES: naming.Rules = (
+LEGACY_ATTENTION_NAMES: torch_names.Rules = (
     (r"(attentions\.\d+)\.query\.", r"\1.to_q."),
     (r"(attentions\.\d+)\.key\.", r"\1.to_k."),
     (r"(attentions\.\d+)\.value\.", r"\1.to_v."),

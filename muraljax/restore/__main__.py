@@ -24,9 +24,9 @@ from PIL import Image
 
 from muraljax import cli
 
-from muraljax.data.degrade import DAMAGE_TYPES
+from muraljax.data.damage_types import DAMAGE_TYPES
 from muraljax.metrics.image_files import save_png, to_uint8
-from muraljax.restore import api, damage_detection, figures, io, masks, provenance, shipped
+from muraljax.restore import api, damage_detection, figures, masks, photo_files, provenance, shipped
 from muraljax.restore.errors import RestoreError
 from muraljax.restore.model import MODELS, TrainedModel
 from muraljax.restore.restoration import Restorer, Result
@@ -58,8 +58,8 @@ flags.DEFINE_integer("tile", 256, "Tile side in pixels.", flag_values=FLAGS)
 flags.DEFINE_integer("overlap", 32, "Least overlap of neighbouring tiles in pixels.", flag_values=FLAGS)
 flags.DEFINE_integer("batch", 4, "Tiles per model call (lower it when memory runs out).", flag_values=FLAGS)
 flags.DEFINE_bool("overwrite", False, "Replace --out if it exists.", flag_values=FLAGS)
-flags.DEFINE_float("max-megapixels", io.MAX_MEGAPIXELS, "Refuse larger photographs before decoding them (about "
-                   f"{io.GB_PER_MEGAPIXEL:g} GB of memory per megapixel).", flag_values=FLAGS)
+flags.DEFINE_float("max-megapixels", photo_files.MAX_MEGAPIXELS, "Refuse larger photographs before decoding them (about "
+                   f"{photo_files.GB_PER_MEGAPIXEL:g} GB of memory per megapixel).", flag_values=FLAGS)
 flags.DEFINE_bool("invert-mask", False, "The mask is drawn black = damaged.", flag_values=FLAGS)
 flags.DEFINE_float("detect-threshold", damage_detection.THRESHOLD, "--detect-damage: the blind model's per-pixel "
                    "change above which a pixel is proposed.", flag_values=FLAGS)
@@ -75,7 +75,7 @@ def _log(message: str) -> None:
   print(message, file=sys.stderr, flush=True)
 
 
-def _damage(args: types.SimpleNamespace, photo: io.Photograph, restorer: Restorer,
+def _damage(args: types.SimpleNamespace, photo: photo_files.Photograph, restorer: Restorer,
             model: TrainedModel) -> tuple[masks.Mask, np.ndarray | None, np.ndarray | None]:
   """The mask to restore with, the blind model's whole-image output when detection computed it, and the
   detection's damage score [H, W] (None unless detecting with a blind model)."""
@@ -99,10 +99,10 @@ def _damage(args: types.SimpleNamespace, photo: io.Photograph, restorer: Restore
   return masks.Mask(damaged, {"kind": "detected", **method}, notes), prediction, score
 
 
-def _write_outputs(out: io.OutputFolder, photo: io.Photograph, mask: masks.Mask, result: Result,
+def _write_outputs(out: photo_files.OutputFolder, photo: photo_files.Photograph, mask: masks.Mask, result: Result,
                    score: np.ndarray | None, threshold: float) -> None:
   """Every image output; damage_score.png shows the detection's `score` with `threshold` as mid-grey."""
-  save_png(out.file("restored.png"), io.as_saved(result.restored, photo.grayscale))
+  save_png(out.file("restored.png"), photo_files.as_saved(result.restored, photo.grayscale))
   save_png(out.file("mask.png"), np.where(mask.damaged, 255, 0).astype(np.uint8))
   if result.uncertainty is not None:
     save_png(out.file("uncertainty.png"), figures.uncertainty_image(result.uncertainty))
@@ -135,8 +135,8 @@ def _restore(argv: list[str]) -> str:
   if len(chosen) > 1:
     raise RestoreError(f"Pass only one of --mask, --detect-damage and --enhance, not {' and '.join(chosen)}.")
   protected = [path for path in (args.image, args.mask, args.checkpoint) if path]
-  out = io.OutputFolder(args.out, args.overwrite, protected)
-  photo = io.read_photograph(args.image, args.max_megapixels)
+  out = photo_files.OutputFolder(args.out, args.overwrite, protected)
+  photo = photo_files.read_photograph(args.image, args.max_megapixels)
   loaded = api.load(args.checkpoint, model=args.model, tile=args.tile, overlap=args.overlap, batch=args.batch,
                     samples=args.samples, seed=args.seed, damage_type=args.damage_type, enhance=args.enhance,
                     log=_log, progress=True)
@@ -149,7 +149,7 @@ def _restore(argv: list[str]) -> str:
     for note in mask.notes:
       _log(note)
     save_sample = lambda k, image: save_png(out.file(f"samples/sample_{k + 1:02d}.png"),
-                                            io.as_saved(image, photo.grayscale))
+                                            photo_files.as_saved(image, photo.grayscale))
     result = restorer.restore(photo.pixels, mask.damaged, prediction, save_sample)
     for note in result.notes:
       _log(note)

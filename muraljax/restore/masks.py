@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 from scipy import ndimage
 
 from muraljax.restore.errors import RestoreError
-from muraljax.restore.io import ALPHA_MODES, GRAY_MODES, open_image, sha256_file, unreadable, upright_size
+from muraljax.restore.photo_files import ALPHA_MODES, GRAY_MODES, open_image, sha256_file, unreadable, upright_size
 
 MASK_THRESHOLD = 0.5
 """Mask pixels at or above this fraction of full white count as damaged (anti-aliased or JPEG masks are thresholded)."""

@@ -22,11 +22,10 @@ import ml_collections
 import numpy as np
 
 from muraljax import runs, tasks
-from muraljax.data.contours import contour_map
-from muraljax.data.degrade import UNKNOWN_DAMAGE
+from muraljax.data.damage_types import UNKNOWN_DAMAGE
 from muraljax.models.ops import crop_to, pad_to_multiple
 from muraljax.restore.errors import RestoreError
-from muraljax.restore.io import sha256_folder
+from muraljax.restore.photo_files import sha256_folder
 from muraljax.restore.tiling import TileFn
 from muraljax.train import state
 
@@ -138,8 +137,8 @@ def _tile_seeds(seed: int, sample: int, tile_indices: np.ndarray) -> np.ndarray:
 
 class TilePredictor:
   """`model` compiled once for batches of `batch_size` tiles of `tile_shape`; `tile_fn` gives the TileFn.
-  A model conditioned on the damage type (DiffuMural) gets `damage_type` (an index into data.degrade.DAMAGE_TYPES)
-  for every tile."""
+  A model conditioned on the damage type (DiffuMural) gets `damage_type` (an index into
+  data.damage_types.DAMAGE_TYPES) for every tile."""
 
   def __init__(self, model: TrainedModel, batch_size: int, tile_shape: tuple[int, int],
                damage_type: int = UNKNOWN_DAMAGE):
@@ -166,21 +165,12 @@ class TilePredictor:
 
     return crop_to(jax.vmap(sample_one)(batch, seeds), size)
 
-  def _complete(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The tiles' image (and mask) with the other inputs the task reads: contours drawn from them, the damage
-    type asked for."""
-    derived = {
-        "contour": lambda: np.stack([contour_map(d, m) for d, m in zip(batch["damaged"], batch["mask"])]),
-        "damage_type": lambda: np.full(len(batch["damaged"]), self.damage_type, np.int32),
-    }
-    return {name: batch[name] if name in batch else derived[name]() for name in self.inputs}
-
   def tile_fn(self, seed: int = 0, sample: int = 0) -> TileFn:
     """The TileFn of this model; a sampled model's tiles are drawn with seeds from (`seed`, `sample`, tile
     index)."""
 
     def fn(batch: dict[str, np.ndarray], tile_indices: np.ndarray) -> jax.Array:
       seeds = _tile_seeds(seed, sample, tile_indices) if self.model.sampled else np.zeros(len(tile_indices), np.int32)
-      return self._compiled(self.params, self._complete(batch), seeds)
+      return self._compiled(self.params, tasks.complete_batch(self.inputs, batch, self.damage_type), seeds)
 
     return fn

@@ -1,7 +1,7 @@
 """The provenance record (provenance.json) that documents a restoration and lets anyone repeat it.
 
 Hashes are SHA-256 hex digests: of the input image file and mask file as stored (not as decoded), of every output
-file, and of the checkpoint as `muraljax.restore.io.sha256_folder` of its checkpoints/<step>/state folder.
+file, and of the checkpoint as `muraljax.restore.photo_files.sha256_folder` of its checkpoints/<step>/state folder.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from scipy import ndimage
 
-from muraljax.restore import figures, io, masks
+from muraljax.restore import figures, masks, photo_files
 from muraljax.restore.model import TrainedModel
 from muraljax.restore.restoration import Result, Settings
 
@@ -74,7 +74,7 @@ def mask_statistics(damaged: np.ndarray) -> dict[str, Any]:
           "damaged_fraction": count / damaged.size, "regions": int(regions), "bounding_box": box}
 
 
-def record(*, command: list[str], started: str, seconds: float, photo: io.Photograph, mask: masks.Mask,
+def record(*, command: list[str], started: str, seconds: float, photo: photo_files.Photograph, mask: masks.Mask,
            model: TrainedModel, settings: Settings, result: Result, compute_seconds: float,
            outputs: dict[str, str]) -> dict[str, Any]:
   """The provenance record of one restoration; `outputs` maps each output file (bar this record) to its hash."""

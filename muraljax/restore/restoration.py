@@ -16,7 +16,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from muraljax.data.degrade import DAMAGE_TYPES
+from muraljax.data.damage_types import DAMAGE_TYPES
 from muraljax.metrics.image_files import to_uint8
 from muraljax.restore.errors import RestoreError
 from muraljax.restore.model import TilePredictor, TrainedModel
@@ -35,7 +35,7 @@ class Settings:
   samples: int = 1
   seed: int = 0
   enhance: bool = False
-  damage_type: str = "unknown"  # DiffuMural's condition: one of muraljax.data.degrade.DAMAGE_TYPES
+  damage_type: str = "unknown"  # DiffuMural's condition: one of muraljax.data.damage_types.DAMAGE_TYPES
 
   def check(self, model: TrainedModel) -> None:
     """Raises RestoreError for settings that cannot work with `model`."""

@@ -27,7 +27,7 @@ from absl import flags
 
 from muraljax import cli
 from muraljax.restore.errors import RestoreError
-from muraljax.restore.io import sha256_file
+from muraljax.restore.photo_files import sha256_file
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT = "inpaint-small"

@@ -25,7 +25,7 @@ from muraljax import paths, runs
 from muraljax.data import pipeline
 from muraljax.metrics.image_files import image_grid, save_png
 from muraljax.train import evaluation, init_from, sharding, summaries, throughput
-from muraljax.train.checkpoint import Checkpointer, CheckpointSaveError
+from muraljax.train.checkpoint import Checkpointer
 from muraljax.train.state import TrainState
 from muraljax.train.step import assemble
 

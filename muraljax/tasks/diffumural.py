@@ -1,6 +1,6 @@
 """DiffuMural: collaborative multi-scale pixel-space diffusion, a U-Net and a ControlNet per scale.
 
-Scales (muraljax.tasks.diffusion_scales): `model.scales` sides coarse to fine, e.g. 256/512/1024; the batch comes
+Scales (muraljax.tasks.diffumural_scales): `model.scales` sides coarse to fine, e.g. 256/512/1024; the batch comes
 at the finest size and scale s sees it shrunk by k_s (collaborative.pyramid: images box-averaged, masks and
 contours max-pooled, so a coarse pixel is damaged when any pixel under it is). Params:
 {'scale_<side>': {'unet': ..., 'controlnet': ...}} per scale. One scale, e.g. model.scales = (256,), is the plain
@@ -46,17 +46,17 @@ import jax.numpy as jnp
 import ml_collections
 
 from muraljax import config as config_lib
-from muraljax.data.degrade import DAMAGE_TYPES, UNKNOWN_DAMAGE
+from muraljax.data.damage_types import DAMAGE_TYPES, UNKNOWN_DAMAGE
 from muraljax.diffusion import collaborative, cycle, frequency, losses, samplers, schedules
 from muraljax.models import partitioning
 from muraljax.models.controlnet import copy_encoder_from_unet
-from muraljax.tasks import diffusion_scales
+from muraljax.tasks import diffumural_scales
 from muraljax.tasks.base import Batch, Params, image_inputs
 
 SAMPLERS = ("ddim", "ddpm")
 
 
-class DiffusionTask:
+class DiffuMuralTask:
   """Params {'scale_<side>': {'unet', 'controlnet'}} per scale; see the module docstring."""
 
   blind = False  # DiffuMural inpaints the masked pixels
@@ -64,7 +64,7 @@ class DiffusionTask:
   restores = True
 
   def __init__(self, config: ml_collections.ConfigDict):
-    self.scales = diffusion_scales.build(config, len(DAMAGE_TYPES), config_lib.compute_dtype(config.train))
+    self.scales = diffumural_scales.build(config, len(DAMAGE_TYPES), config_lib.compute_dtype(config.train))
     self.factors = tuple(scale.factor for scale in self.scales)
     self.freeze_base = config.model.freeze_base
     self.controlnet_from_base = config.model.controlnet_from_base
