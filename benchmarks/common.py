@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import resource
 import subprocess
@@ -123,18 +124,30 @@ def main(*, description: str, title: str, cases: Sequence[str], run_case: Callab
   print(f"{'case':<{width}}" + "".join(f"{c.header:>{column_width(c)}}" for c in columns))
   results = {}
   for name in args.cases.split(","):
-    child = subprocess.run([sys.executable, sys.argv[0], "--one", name, "--steps", str(args.steps)],
-                           capture_output=True, text=True)
-    if child.returncode:
-      raise SystemExit(f"Case {name} failed:\n{child.stderr[-3000:]}")
-    r = results[name] = json.loads(child.stdout.strip().splitlines()[-1])
+    r = results[name] = run_in_child(name, ["--steps", str(args.steps)])
     print(f"{name:<{width}}" + "".join(format(r[c.key], c.format) for c in columns), flush=True)
   if after_table:
     after_table(results)
-  out = ROOT / "benchmarks" / "results" / f"{result_name}.json"
-  out.parent.mkdir(parents=True, exist_ok=True)
+  out = results_file(result_name)
   out.write_text(json.dumps({"device": jax.devices()[0].device_kind, "results": results}, indent=2))
   print(f"Wrote {out}")
+
+
+def run_in_child(name: str, args: Sequence[str] = ()) -> dict[str, Any]:
+  """The JSON that this script prints last when run as `--one NAME ARGS` in a fresh process (so one case's compiled
+  programs and memory do not slow the next); stops with the child's error output when the case fails."""
+  child = subprocess.run([sys.executable, sys.argv[0], "--one", name, *args], capture_output=True, text=True,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  if child.returncode:
+    raise SystemExit(f"Case {name} failed:\n{child.stderr[-3000:]}")
+  return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def results_file(result_name: str) -> pathlib.Path:
+  """benchmarks/results/<result_name>.json (its folder created)."""
+  out = ROOT / "benchmarks" / "results" / f"{result_name}.json"
+  out.parent.mkdir(parents=True, exist_ok=True)
+  return out
 
 
 def column_width(column: Column) -> int:

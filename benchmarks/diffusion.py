@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import subprocess
-import sys
 import time
 
 import jax
@@ -97,17 +95,13 @@ def main() -> None:
   print(f"{'case':<10}{'scales':>16}{'params':>13}{'batch':>6}{'compile s':>11}{'step s':>9}{'img/s':>8}"
         f"{'GFLOP/step':>12}{'GFLOP/s':>9}{'DDIM compile s':>16}{'DDIM-50 s/img':>15}")
   for name in args.cases.split(","):
-    # A fresh process per case, so one case's compiled programs and memory do not slow the next.
-    child = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(args.steps),
-                            "--sampling-steps", str(args.sampling_steps)], capture_output=True, text=True,
-                           check=True)
-    r = results[name] = json.loads(child.stdout.strip().splitlines()[-1])
+    r = results[name] = common.run_in_child(name, ["--steps", str(args.steps), "--sampling-steps",
+                                                   str(args.sampling_steps)])
     print(f"{name:<10}{'/'.join(map(str, r['scales'])):>16}{r['params']:>13,}{r['batch']:>6}"
           f"{r['compile_s']:>11.1f}{r['step_s']:>9.2f}{r['images_per_s']:>8.2f}{r['flops_per_step'] / 1e9:>12.1f}"
           f"{r['flops_per_step'] / r['step_s'] / 1e9:>9.1f}"
           f"{r['sample_compile_s']:>16.1f}{r['ddim50_s_per_image']:>15.1f}")
-  out = ROOT / "benchmarks" / "results" / "diffusion.json"
-  out.parent.mkdir(parents=True, exist_ok=True)
+  out = common.results_file("diffusion")
   out.write_text(json.dumps({"device": jax.devices()[0].device_kind, "results": results}, indent=2))
   print(f"Wrote {out}")
 

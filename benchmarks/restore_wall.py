@@ -32,7 +32,6 @@ import os
 import pathlib
 import re
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -190,11 +189,7 @@ def main() -> None:
                                    for _, header, fmt in COLUMNS))
   results = {}
   for name in args.cases.split(","):
-    child = subprocess.run([sys.executable, __file__, "--one", name, *sys.argv[1:]], capture_output=True, text=True,
-                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    if child.returncode:
-      raise SystemExit(f"Case {name} failed:\n{child.stderr[-3000:]}")
-    r = results[name] = json.loads(child.stdout.strip().splitlines()[-1])
+    r = results[name] = common.run_in_child(name, sys.argv[1:])
     print(f"{name:<22}" + "".join(format(r[key], fmt) for key, _, fmt in COLUMNS), flush=True)
   if "hinet_smoke_single" in results:
     r = results["hinet_smoke_single"]
@@ -202,8 +197,7 @@ def main() -> None:
           f"{r['tiled_vs_single_mean_abs']:.2f}, max {r['tiled_vs_single_max_abs']} of 255); in the damage against "
           f"the clean mural: photograph {r['damage_psnr_db']['photograph']:.2f} dB, one pass "
           f"{r['damage_psnr_db']['single']:.2f} dB, tiled {r['damage_psnr_db']['tiled']:.2f} dB")
-  out = ROOT / "benchmarks" / "results" / "restore_wall.json"
-  out.parent.mkdir(parents=True, exist_ok=True)
+  out = common.results_file("restore_wall")
   settings = {"device": jax.devices()[0].device_kind, "cpu_count": os.cpu_count(), "width": args.width,
               "height": args.height, "tile": args.tile, "overlap": args.overlap, "batch": args.batch,
               "checkpoint": args.checkpoint}

@@ -20,6 +20,18 @@ def load_config(name: str, variant: str | None = None):
   return config_lib.load(REPO / "configs" / f"{name}.py:{variant or ''}")
 
 
+def short_run(c, patch_size: int, train: dict):
+  """`c` set up for a few-step test run on one device: 48 px images cut into `patch_size` patches, 2 held-out
+  images of that size, a log line every step, evaluation off; then the `train` fields."""
+  c.data.image_size = 48
+  c.data.patch_size = c.data.eval_size = patch_size
+  c.data.eval_images = 2
+  c.train.update(log_every=1, eval_every=0)
+  c.train.update(train)
+  c.mesh.num_devices = 1
+  return c
+
+
 def tiny_diffumural_config(scales: tuple[int, ...] = (4, 8, 16), **train):
   """The smoke config shrunk further: scales 4/8/16 px of two-level U-Nets (8-16 channels at 4 px) with FDP at
   the lowest level and attention in the mid block only, 16 px patches, 4 sampling steps, evaluation off,
@@ -35,17 +47,7 @@ def tiny_diffumural_config(scales: tuple[int, ...] = (4, 8, 16), **train):
   c.model.attention_head_dim = None
   c.model.controlnet_conditioning_channels = (8,)
   c.sampling.steps = 4
-  c.data.image_size = 48
-  c.data.patch_size = c.data.eval_size = scales[-1]
-  c.data.eval_images = 2
-  c.train.batch_size = 4
-  c.train.num_steps = 6
-  c.train.log_every = 1
-  c.train.eval_every = 0
-  c.train.checkpoint_every = 100
-  c.mesh.num_devices = 1
-  c.train.update(train)
-  return c
+  return short_run(c, scales[-1], dict(batch_size=4, num_steps=6, checkpoint_every=100) | train)
 
 
 def claimed_size_png(path: pathlib.Path, width: int, height: int) -> None:

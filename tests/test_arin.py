@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import load_config
+from conftest import load_config, short_run
 from test_diffusion_task import compilation_cache  # noqa: F401 (a fixture)
 from test_train import read_losses
 
@@ -27,18 +27,7 @@ def tiny_arin_config(phase: str = "joint", **train):
   c.model.car.n_feats = 8
   c.model.hinet.wf = 4
   c.model.hinet.depth = 2
-  c.data.image_size = 48
-  c.data.patch_size = 32
-  c.data.eval_size = 32
-  c.data.eval_images = 2
-  c.train.batch_size = 4
-  c.train.num_steps = 4
-  c.train.log_every = 1
-  c.train.eval_every = 0
-  c.train.checkpoint_every = 2
-  c.mesh.num_devices = 1
-  c.train.update(train)
-  return c
+  return short_run(c, 32, dict(batch_size=4, num_steps=4, checkpoint_every=2) | train)
 
 
 def trees_equal(a, b) -> bool:

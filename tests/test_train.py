@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import load_config
+from conftest import load_config, short_run
 
 from muraljax import tasks
 from muraljax.data import pipeline
@@ -23,18 +23,7 @@ def tiny_config(**train):
   c = load_config("hinet", "smoke")
   c.model.wf = 4
   c.model.depth = 2
-  c.data.image_size = 48
-  c.data.patch_size = 32
-  c.data.eval_size = 32
-  c.data.eval_images = 2
-  c.train.batch_size = 8
-  c.train.num_steps = 6
-  c.train.log_every = 1
-  c.train.eval_every = 0
-  c.train.checkpoint_every = 3
-  c.mesh.num_devices = 1
-  c.train.update(train)
-  return c
+  return short_run(c, 32, dict(batch_size=8, num_steps=6, checkpoint_every=3) | train)
 
 
 def read_losses(workdir: pathlib.Path) -> dict[int, float]:

@@ -7,13 +7,13 @@ import importlib
 import jax.numpy as jnp
 import ml_collections
 
-from muraljax.tasks.base import Batch, Task
+from muraljax.tasks.base import Batch, Task, complete_batch
 
 _TASKS = {
     "hinet": "muraljax.tasks.hinet:HINetTask",
     "car": "muraljax.tasks.car:CARTask",
     "arin": "muraljax.tasks.arin:ARINTask",
-    "diffumural": "muraljax.tasks.diffusion:DiffusionTask",
+    "diffumural": "muraljax.tasks.diffumural:DiffuMuralTask",
 }
 
 

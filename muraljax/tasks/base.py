@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from muraljax.data.contours import contour_map
+from muraljax.data.damage_types import UNKNOWN_DAMAGE
 
 Batch = dict[str, jax.Array]  # 'damaged', 'clean' [B, H, W, 3] and 'mask' [B, H, W, 1], floats in [0, 1].
 Params = Any
@@ -48,3 +53,15 @@ def image_inputs(batch_size: int, height: int, width: int, blind: bool) -> dict[
   """float32 'damaged' [B, H, W, 3] and, unless `blind`, 'mask' [B, H, W, 1]: what most tasks' `inputs` are."""
   channels = {"damaged": 3} | ({} if blind else {"mask": 1})
   return {name: jax.ShapeDtypeStruct((batch_size, height, width, c), jnp.float32) for name, c in channels.items()}
+
+
+def complete_batch(names: Iterable[str], batch: dict[str, np.ndarray], damage_type: int = UNKNOWN_DAMAGE
+                   ) -> dict[str, np.ndarray]:
+  """The entries `names` (the keys of a task's `inputs`) of a host batch with 'damaged' [B, H, W, 3] and 'mask'
+  [B, H, W, 1]; those it lacks are derived from them: 'contour' drawn from each image and mask
+  (muraljax.data.contours), 'damage_type' int32 [B] set to `damage_type` (an index into DAMAGE_TYPES)."""
+  derived = {
+      "contour": lambda: np.stack([contour_map(d, m) for d, m in zip(batch["damaged"], batch["mask"])]),
+      "damage_type": lambda: np.full(len(batch["damaged"]), damage_type, np.int32),
+  }
+  return {name: batch[name] if name in batch else derived[name]() for name in names}
