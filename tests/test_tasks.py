@@ -4,10 +4,14 @@ multiple its input sides need, and the example batch params are initialised from
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from conftest import load_config, tiny_diffumural_config
 
 from muraljax import tasks
+from muraljax.data import damage_types
+from muraljax.data.contours import contour_map
+from muraljax.data.murals import generate_mural
 from muraljax.restore.model import MODELS
 
 
@@ -47,3 +51,19 @@ def test_restore_offers_the_families_that_say_they_restore():
   assert MODELS == ("hinet", "arin", "diffumural")
   with pytest.raises(ValueError, match="Unknown task 'nope'"):
     tasks.task_type("nope")
+
+
+def test_a_host_batch_is_completed_with_the_inputs_the_task_derives():
+  images = np.stack([generate_mural(seed, 24, 32) for seed in range(2)]).astype(np.float32) / 255
+  masks = np.zeros((2, 24, 32, 1), np.float32)
+  masks[:, 8:16, 10:20] = 1.0
+  batch = {"damaged": images * (1 - masks), "mask": masks, "clean": images}
+  names = tasks.get_task(tiny_diffumural_config()).inputs(2, 24, 32).keys()
+  cracks = damage_types.DAMAGE_TYPES.index("cracks")
+  completed = tasks.complete_batch(names, batch, cracks)
+  assert set(completed) == {"damaged", "mask", "contour", "damage_type"}
+  for i in range(2):
+    np.testing.assert_array_equal(completed["contour"][i], contour_map(batch["damaged"][i], masks[i]))
+  np.testing.assert_array_equal(completed["damage_type"], [cracks, cracks])
+  assert tasks.complete_batch(names, completed)["contour"] is completed["contour"]  # given entries are kept
+  assert set(tasks.complete_batch(["damaged"], batch)) == {"damaged"}  # a blind task reads the image alone

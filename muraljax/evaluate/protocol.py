@@ -114,11 +114,13 @@ def run_config(step_dir: Path) -> ml_collections.ConfigDict:
 
 def load_predict(config: ml_collections.ConfigDict, checkpoint: str | os.PathLike) -> Callable[[dict], jax.Array]:
   """The task's jit-compiled predict(batch) with the params of `checkpoint` (a workdir, its checkpoints/ folder or
-  a checkpoints/<step> folder; its EMA params when it kept them, as the trainer's evaluation)."""
+  a checkpoints/<step> folder; its EMA params when it kept them, as the trainer's evaluation). The inputs a batch
+  of damaged images and masks lacks (DiffuMural's contours) are derived from them as restoration derives them."""
   task = tasks.get_task(config)
   params, _ = runs.load_task_params(checkpoint_folder(checkpoint), task, config)
   predict = jax.jit(task.predict)
-  return lambda batch: predict(params, batch)
+  names = task.inputs(1, 1, 1).keys()
+  return lambda batch: predict(params, tasks.complete_batch(names, batch))
 
 
 def corrupt(damaged: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
