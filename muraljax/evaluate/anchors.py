@@ -16,15 +16,18 @@ comes with the `anchors` extra (`pip install -e .[anchors]`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from muraljax.data import degrade
 from muraljax.metrics import lpips, psnr_ssim
 from muraljax.metrics.image_files import to_uint8
+from muraljax.models import prefill
 from muraljax.models.prefill import harmonic_fill
 
 MASK_KINDS = {"boxes": degrade.box_mask, "strokes": degrade.stroke_mask}
@@ -76,8 +79,11 @@ def _biharmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
   return np.where(mask[..., None], np.clip(np.round(filled * 255.0), 0, 255), image).astype(np.uint8)
 
 
+_converged_harmonic_fill = jax.jit(functools.partial(harmonic_fill, sweeps=prefill.CONVERGED_SWEEPS))
+
+
 def _harmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-  filled = harmonic_fill(jnp.asarray(image, jnp.float32)[None] / 255.0, jnp.asarray(mask, jnp.float32)[None, ..., None])
+  filled = _converged_harmonic_fill(jnp.asarray(image, jnp.float32)[None] / 255.0, jnp.asarray(mask, jnp.float32)[None, ..., None])
   return np.where(mask[..., None], to_uint8(filled[0]), image)
 
 
