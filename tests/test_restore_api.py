@@ -144,3 +144,12 @@ def test_a_trained_run_ships_and_loads_by_name(tmp_path, monkeypatch):
   np.testing.assert_array_equal(by_name.restore(image, mask), by_path.restore(image, mask))  # the EMA params both
   with pytest.raises(RestoreError, match="exists already"):
     shipped.ship(str(tmp_path / "run"), "tiny", "# tiny\n", weights=tmp_path / "weights")
+  tuned = shipped.ship(str(tmp_path / "run"), "tuned", "# tuned\n", weights=tmp_path / "weights",
+                       settings=["model.prefill_sweeps=40"])
+  assert json.loads((tuned / "config.json").read_text())["model"]["prefill_sweeps"] == 40
+  assert R.load("tuned").model.config.model.prefill_sweeps == 40
+  with pytest.raises(RestoreError, match="does not hold the hinet model"):  # the params do not fit a wider model
+    shipped.ship(str(tmp_path / "run"), "wide", "# wide\n", weights=tmp_path / "weights", settings=["model.wf=8"])
+  with pytest.raises(RestoreError, match="--set model.sweeps: the config has no field"):
+    shipped.ship(str(tmp_path / "run"), "typo", "# typo\n", weights=tmp_path / "weights", settings=["model.sweeps=8"])
+  assert shipped.names() == ["tiny", "tuned"]

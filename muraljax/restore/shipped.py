@@ -7,12 +7,13 @@ file is refused.
 
 A trained run becomes a shipped model with
 
-    python -m muraljax.restore.shipped --checkpoint RUN --name NAME --card CARD.md
+    python -m muraljax.restore.shipped --checkpoint RUN --name NAME --card CARD.md [--set model.prefill_sweeps=256]
 
 (or, as first written, `python -m muraljax.restore.shipped RUN NAME --card CARD.md`)
 
 which writes muraljax/weights/NAME: the run's config.json (its local data paths cut to their last
-`_PATH_PARTS` components), its latest params (EMA when kept) as a params-only checkpoint at the same step, CARD.md
+`_PATH_PARTS` components; each `--set field=value` changes a setting the model is run with, such as the prefill's
+sweeps, and a change the trained params do not fit is refused), its latest params (EMA when kept) as a params-only checkpoint at the same step, CARD.md
 as MODEL_CARD.md with the files' SHA-256 digests appended, and SHA256SUMS.
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from absl import flags
@@ -41,6 +43,8 @@ flags.DEFINE_string("checkpoint", None, "The training run to ship: its workdir (
                     "or one checkpoints/<step> folder.", flag_values=FLAGS)
 flags.DEFINE_string("name", None, "The shipped model's name: the folder muraljax/weights/NAME.", flag_values=FLAGS)
 flags.DEFINE_string("card", None, "The model card (Markdown) to ship with it.", required=True, flag_values=FLAGS)
+flags.DEFINE_multi_string("set", [], "field=value: a config field the shipped model is run with instead of the "
+                          "run's (repeatable), e.g. model.prefill_sweeps=256.", flag_values=FLAGS)
 
 
 def names() -> list[str]:
@@ -90,19 +94,27 @@ def verify(folder: str | Path) -> None:
                        "reinstall muraljax to get the published weights.")
 
 
-def ship(run: str, name: str, card: str, weights: Path = WEIGHTS) -> Path:
-  """Writes the shipped model `weights`/`name` from the training run `run` and the model card text `card`."""
-  from muraljax import runs  # pylint: disable=g-import-not-at-top
+def ship(run: str, name: str, card: str, weights: Path = WEIGHTS, settings: Sequence[str] = ()) -> Path:
+  """Writes the shipped model `weights`/`name` from the training run `run` and the model card text `card`, its
+  config changed by the `settings` ('field=value', as `muraljax.config.set_field` reads them)."""
+  from muraljax import config as config_lib, runs  # pylint: disable=g-import-not-at-top
   from muraljax.restore.model import load_model  # pylint: disable=g-import-not-at-top
 
   model = load_model(run)
+  config = model.config.copy_and_resolve_references()
+  for setting in settings:
+    try:
+      config_lib.set_field(config, setting)
+    except ValueError as error:
+      raise RestoreError(f"--set {error}") from None
   folder = weights / name
   if folder.exists():
     raise RestoreError(f"{folder} exists already; remove it or choose another name.")
   try:
     folder.mkdir(parents=True)
-    runs.write_config(folder, json.dumps(_portable(model.config.to_dict()), indent=2) + "\n")
+    runs.write_config(folder, json.dumps(_portable(config.to_dict()), indent=2) + "\n")
     runs.write_params(folder, model.params, int(model.step_dir.name))
+    load_model(str(folder))  # a setting that changes the architecture is refused here
     digests = "".join(f"| `{file}` | `{sha256_file(folder / file)}` |\n" for file in _files(folder))
     (folder / CARD_FILE).write_text(f"{card.rstrip()}\n\n## Files (SHA-256)\n\n| file | sha256 |\n|---|---|\n"
                                     f"{digests}")
@@ -136,7 +148,7 @@ def _ship(arguments: list[str]) -> None:
   run, name = _run_and_name(arguments)
   if not Path(FLAGS.card).is_file():
     raise RestoreError(f"--card {FLAGS.card} is not a file; pass the model card (Markdown) to ship.")
-  print(ship(run, name, Path(FLAGS.card).read_text()))
+  print(ship(run, name, Path(FLAGS.card).read_text(), settings=FLAGS.set))
 
 
 def _run_and_name(arguments: list[str]) -> tuple[str, str]:
