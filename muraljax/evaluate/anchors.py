@@ -28,7 +28,6 @@ from muraljax.data import degrade
 from muraljax.metrics import lpips, psnr_ssim
 from muraljax.metrics.image_files import to_uint8
 from muraljax.models import prefill
-from muraljax.models.prefill import harmonic_fill
 
 MASK_KINDS = {"boxes": degrade.box_mask, "strokes": degrade.stroke_mask}
 SCORES = ("psnr_masked", "psnr", "ssim", "lpips")
@@ -79,11 +78,12 @@ def _biharmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
   return np.where(mask[..., None], np.clip(np.round(filled * 255.0), 0, 255), image).astype(np.uint8)
 
 
-_converged_harmonic_fill = jax.jit(functools.partial(harmonic_fill, sweeps=prefill.CONVERGED_SWEEPS))
+_converged_harmonic_fill = jax.jit(functools.partial(prefill.harmonic_fill, sweeps=prefill.CONVERGED_SWEEPS))
 
 
 def _harmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-  filled = _converged_harmonic_fill(jnp.asarray(image, jnp.float32)[None] / 255.0, jnp.asarray(mask, jnp.float32)[None, ..., None])
+  filled = _converged_harmonic_fill(jnp.asarray(image, jnp.float32)[None] / 255.0,
+                                    jnp.asarray(mask, jnp.float32)[None, ..., None])
   return np.where(mask[..., None], to_uint8(filled[0]), image)
 
 

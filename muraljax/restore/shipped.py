@@ -13,8 +13,9 @@ A trained run becomes a shipped model with
 
 which writes muraljax/weights/NAME: the run's config.json (its local data paths cut to their last
 `_PATH_PARTS` components; each `--set field=value` changes a setting the model is run with, such as the prefill's
-sweeps, and a change the trained params do not fit is refused), its latest params (EMA when kept) as a params-only checkpoint at the same step, CARD.md
-as MODEL_CARD.md with the files' SHA-256 digests appended, and SHA256SUMS.
+sweeps, and a change the trained params do not fit is refused), its latest params (EMA when kept) as a
+params-only checkpoint at the same step, CARD.md as MODEL_CARD.md with the files' SHA-256 digests appended, and
+SHA256SUMS.
 """
 
 from __future__ import annotations
