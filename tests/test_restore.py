@@ -28,6 +28,7 @@ from muraljax.config import train_config
 from muraljax.data.murals import generate_mural
 from muraljax.restore import example, figures
 from muraljax.restore.__main__ import main
+from muraljax.restore.errors import RestoreError
 from muraljax.restore.model import TrainedModel, untrained_model
 from muraljax.restore.restoration import Restorer, Settings
 from muraljax.train import loop
@@ -126,6 +127,7 @@ def test_a_restoration_writes_every_output_documents_it_and_keeps_intact_pixels(
   assert record["mask"]["statistics"]["damaged_fraction"] == pytest.approx(damaged.mean())
   assert record["mask"]["statistics"]["bounding_box"] == [30, 10, 74, 120]
   assert record["restoration"]["seed"] == 0 and record["restoration"]["mode"] == "inpaint"
+  assert record["restoration"]["ensemble"] == 1
   assert record["restoration"]["tiles"] == 6 and record["restoration"]["tiles_restored"] == 6
   for package in ("jax", "jaxlib", "flax", "orbax-checkpoint", "numpy", "pillow"):
     assert record["software"]["packages"][package] == importlib.metadata.version(package)
@@ -581,6 +583,11 @@ def test_the_module_entry_point_reports_errors_without_a_traceback(wall, tmp_pat
 def diffumural() -> TrainedModel:
   """Single-scale, to keep its three compiles quick; the slow command-line test below samples all three scales."""
   return untrained_model(tiny_diffumural_config(scales=(16,)))
+
+
+def test_diffumural_refuses_a_flip_ensemble(diffumural):
+  with pytest.raises(RestoreError, match="drop --ensemble"):
+    Settings(ensemble=2).check(diffumural)
 
 
 def test_diffumural_samples_depend_only_on_the_seed_and_give_an_uncertainty_map(diffumural):

@@ -54,6 +54,9 @@ flags.DEFINE_integer("samples", None, "DiffuMural restorations to draw for the m
 flags.DEFINE_integer("seed", 0, "DiffuMural sampling seed (same seed, same result).", flag_values=FLAGS)
 flags.DEFINE_enum("damage-type", "unknown", DAMAGE_TYPES, "DiffuMural's condition: the kind of damage the mask "
                   "marks.", flag_values=FLAGS)
+flags.DEFINE_integer("ensemble", 1, "hinet and arin: restore each tile and its mirror images (2: left-right; 4: also "
+                     "up-down and both) and average their low frequencies, for slightly truer colour and shading "
+                     "in the holes at that many times the time.", flag_values=FLAGS)
 flags.DEFINE_integer("tile", 256, "Tile side in pixels.", flag_values=FLAGS)
 flags.DEFINE_integer("overlap", 32, "Least overlap of neighbouring tiles in pixels.", flag_values=FLAGS)
 flags.DEFINE_integer("batch", 4, "Tiles per model call (lower it when memory runs out).", flag_values=FLAGS)
@@ -139,7 +142,7 @@ def _restore(argv: list[str]) -> str:
   photo = photo_files.read_photograph(args.image, args.max_megapixels)
   loaded = api.load(args.checkpoint, model=args.model, tile=args.tile, overlap=args.overlap, batch=args.batch,
                     samples=args.samples, seed=args.seed, damage_type=args.damage_type, enhance=args.enhance,
-                    log=_log, progress=True)
+                    ensemble=args.ensemble, log=_log, progress=True)
   model, settings = loaded.model, loaded.settings
   restorer = loaded.restorer(*photo.pixels.shape[:2])
   for note in (*model.notes, *photo.notes):

@@ -52,7 +52,7 @@ class MuralRestorer:
 
 def load(name_or_path: str | None = None, *, model: str | None = None, tile: int = 256, overlap: int = 32,
          batch: int = 4, samples: int | None = None, seed: int = 0, damage_type: str = "unknown",
-         enhance: bool = False, log: Callable[[str], None] = lambda message: None,
+         enhance: bool = False, ensemble: int = 1, log: Callable[[str], None] = lambda message: None,
          progress: bool = False) -> MuralRestorer:
   """The model to restore with: a shipped model's name (`shipped.names()`), a training run's path, or None for
   the default shipped model (`shipped.DEFAULT`). A shipped model whose files do not match its SHA256SUMS is
@@ -63,7 +63,7 @@ def load(name_or_path: str | None = None, *, model: str | None = None, tile: int
   path, is_shipped = shipped.resolve(name_or_path)
   trained = load_model(path, model)
   samples = samples or (DEFAULT_SAMPLES if trained.sampled else 1)
-  settings = Settings(tile, overlap, batch, samples, seed, enhance, damage_type)
+  settings = Settings(tile, overlap, batch, samples, seed, enhance, damage_type, ensemble)
   settings.check(trained)
   return MuralRestorer(trained, settings, is_shipped, log, progress)
 

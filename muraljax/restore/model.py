@@ -24,6 +24,7 @@ import numpy as np
 from muraljax import runs, tasks
 from muraljax.data.damage_types import UNKNOWN_DAMAGE
 from muraljax.models.ops import crop_to, pad_to_multiple
+from muraljax.restore import ensemble
 from muraljax.restore.errors import RestoreError
 from muraljax.restore.photo_files import sha256_folder
 from muraljax.restore.tiling import TileFn
@@ -138,11 +139,12 @@ def _tile_seeds(seed: int, sample: int, tile_indices: np.ndarray) -> np.ndarray:
 class TilePredictor:
   """`model` compiled once for batches of `batch_size` tiles of `tile_shape`; `tile_fn` gives the TileFn.
   A model conditioned on the damage type (DiffuMural) gets `damage_type` (an index into
-  data.damage_types.DAMAGE_TYPES) for every tile."""
+  data.damage_types.DAMAGE_TYPES) for every tile; a deterministic one restores `ensemble_size` mirrored views of
+  each tile (muraljax.restore.ensemble)."""
 
   def __init__(self, model: TrainedModel, batch_size: int, tile_shape: tuple[int, int],
-               damage_type: int = UNKNOWN_DAMAGE):
-    self.model, self.damage_type = model, damage_type
+               damage_type: int = UNKNOWN_DAMAGE, ensemble_size: int = 1):
+    self.model, self.damage_type, self.ensemble_size = model, damage_type, ensemble_size
     self.params = jax.device_put(model.params)
     self.inputs = model.task.inputs(batch_size, *tile_shape)
     seeds = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
@@ -158,7 +160,8 @@ class TilePredictor:
     batch = {name: value if value.ndim == 1 else pad_to_multiple(value, task.size_multiple)[0]
              for name, value in batch.items()}
     if not task.sampled:
-      return crop_to(task.predict(params, batch), size)
+      views = {name: ensemble.views(value, self.ensemble_size) for name, value in batch.items()}
+      return crop_to(ensemble.combine(task.predict(params, views), self.ensemble_size), size)
 
     def sample_one(example: dict[str, jax.Array], seed: jax.Array) -> jax.Array:
       return task.predict(params, {name: value[None] for name, value in example.items()}, jax.random.PRNGKey(seed))[0]

@@ -18,6 +18,7 @@ import numpy as np
 
 from muraljax.data.damage_types import DAMAGE_TYPES
 from muraljax.metrics.image_files import to_uint8
+from muraljax.restore import ensemble
 from muraljax.restore.errors import RestoreError
 from muraljax.restore.model import TilePredictor, TrainedModel
 from muraljax.restore.tiling import ProgressBar, make_tiling, run_tiles
@@ -36,6 +37,7 @@ class Settings:
   seed: int = 0
   enhance: bool = False
   damage_type: str = "unknown"  # DiffuMural's condition: one of muraljax.data.damage_types.DAMAGE_TYPES
+  ensemble: int = 1  # mirrored views of each tile a deterministic model restores (muraljax.restore.ensemble)
 
   def check(self, model: TrainedModel) -> None:
     """Raises RestoreError for settings that cannot work with `model`."""
@@ -55,6 +57,12 @@ class Settings:
     if not model.sampled and self.damage_type != "unknown":
       raise RestoreError(f"{model.name} takes no damage type (only diffumural is conditioned on one); drop "
                          "--damage-type.")
+    if self.ensemble not in ensemble.SIZES:
+      raise RestoreError(f"--ensemble {self.ensemble} is not a number of mirrored views; use one of "
+                         f"{list(ensemble.SIZES)}.")
+    if model.sampled and self.ensemble > 1:
+      raise RestoreError(f"{model.name} draws restorations at random and averages --samples of them, so drop "
+                         "--ensemble (it is for the deterministic hinet and arin).")
     if self.enhance and not model.blind:
       raise RestoreError(f"--enhance needs a blind model (the paper's hinet or arin), which restores every pixel; "
                          f"this {model.name} only inpaints the masked ones, so drop --enhance.")
@@ -94,10 +102,10 @@ class Restorer:
 
   @property
   def predictor(self) -> TilePredictor:
-    key = (self.batch, self.tiling.tile_shape, self.settings.damage_type)
+    key = (self.batch, self.tiling.tile_shape, self.settings.damage_type, self.settings.ensemble)
     if key not in self._predictors:
       predictor = TilePredictor(self.model, self.batch, self.tiling.tile_shape,
-                                DAMAGE_TYPES.index(self.settings.damage_type))
+                                DAMAGE_TYPES.index(self.settings.damage_type), self.settings.ensemble)
       self.log(f"Compiled {self.model.name} for batches of {self.batch} tiles of "
                f"{self.tiling.tile_shape[0]}x{self.tiling.tile_shape[1]} in {predictor.compile_seconds:.1f} s.")
       self._predictors[key] = predictor
