@@ -1,4 +1,4 @@
-"""The config sections every model family shares: trainer, optimizer, mesh, checkpoints.
+"""The config sections every model family shares: trainer, optimizer, mesh, checkpoints, restoration.
 
 `configs/<model>.py` composes these with its model and data sections. Every field is documented here, where it
 is defined; the values are the defaults the paper configs start from.
@@ -88,6 +88,14 @@ def init_from_config() -> ml_collections.ConfigDict:
   return c
 
 
+def restore_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  # How `python -m muraljax.restore` and muraljax.restore.load() run the trained model unless told otherwise:
+  # mirrored views of each tile a deterministic model averages (1, 2 or 4; see muraljax.restore.ensemble).
+  c.ensemble = 1
+  return c
+
+
 _AT_LEAST_1, _AT_LEAST_0 = (lambda v: v >= 1, ">= 1"), (lambda v: v >= 0, ">= 0")
 _POSITIVE, _FRACTION = (lambda v: v > 0, "> 0"), (lambda v: 0 <= v < 1, "in [0, 1)")
 # The shared numeric fields and the ranges `check_ranges` enforces.
@@ -122,6 +130,7 @@ def base_config(task: str) -> ml_collections.ConfigDict:
   c.optimizer = optimizer_config()
   c.mesh = mesh_config()
   c.init_from = init_from_config()
+  c.restore = restore_config()
   return c
 
 

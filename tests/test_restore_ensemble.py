@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import jax.numpy as jnp
+import json
+import shutil
+
 import numpy as np
 import pytest
 from scipy import ndimage
 
 import muraljax.restore as R
 from muraljax.data.murals import generate_mural
-from muraljax.restore import ensemble
+from muraljax.restore import ensemble, shipped
 from muraljax.restore.errors import RestoreError
 
 _MIRRORS = (lambda x: x, lambda x: x[:, :, ::-1], lambda x: x[:, ::-1], lambda x: x[:, ::-1, ::-1])
@@ -53,7 +56,7 @@ def damaged_mural() -> tuple[np.ndarray, np.ndarray]:
 
 def test_the_shipped_model_restores_through_the_ensemble_as_the_reference_says(damaged_mural):
   damaged, mask = damaged_mural
-  single, paired = R.load(), R.load(ensemble=2)
+  single, paired = R.load(ensemble=1), R.load(ensemble=2)
   restored = paired.restore(damaged, mask)
   np.testing.assert_array_equal(restored[~mask], damaged[~mask])
   first = single.restore(damaged, mask).astype(np.float32)
@@ -68,3 +71,16 @@ def test_the_shipped_model_restores_through_the_ensemble_as_the_reference_says(d
 def test_an_ensemble_of_other_sizes_is_refused(size):
   with pytest.raises(RestoreError, match=r"--ensemble .* use one of \[1, 2, 4\]"):
     R.load(ensemble=size)
+
+
+def test_a_run_restores_with_the_ensemble_its_config_names_unless_told_otherwise(tmp_path):
+  run = tmp_path / "run"
+  shutil.copytree(shipped.WEIGHTS / shipped.DEFAULT, run)
+  config = json.loads((run / "config.json").read_text())
+  config["restore"] = {"ensemble": 4}
+  (run / "config.json").write_text(json.dumps(config))
+  assert R.load(str(run)).settings.ensemble == 4
+  assert R.load(str(run), ensemble=1).settings.ensemble == 1
+  del config["restore"]  # a run trained before the setting existed restores each tile alone
+  (run / "config.json").write_text(json.dumps(config))
+  assert R.load(str(run)).settings.ensemble == 1

@@ -54,9 +54,10 @@ flags.DEFINE_integer("samples", None, "DiffuMural restorations to draw for the m
 flags.DEFINE_integer("seed", 0, "DiffuMural sampling seed (same seed, same result).", flag_values=FLAGS)
 flags.DEFINE_enum("damage-type", "unknown", DAMAGE_TYPES, "DiffuMural's condition: the kind of damage the mask "
                   "marks.", flag_values=FLAGS)
-flags.DEFINE_integer("ensemble", 1, "hinet and arin: restore each tile and its mirror images (2: left-right; 4: also "
-                     "up-down and both) and average their low frequencies, for slightly truer colour and shading "
-                     "in the holes at that many times the time.", flag_values=FLAGS)
+flags.DEFINE_integer("ensemble", None, "hinet and arin: restore each tile and its mirror images (2: left-right; 4: "
+                     "also up-down and both) and average their low frequencies, for slightly truer colour and "
+                     "shading in the holes at that many times the time; 1 restores the tile alone (default: as the "
+                     "model's config.json says, restore.ensemble).", flag_values=FLAGS)
 flags.DEFINE_integer("tile", 256, "Tile side in pixels.", flag_values=FLAGS)
 flags.DEFINE_integer("overlap", 32, "Least overlap of neighbouring tiles in pixels.", flag_values=FLAGS)
 flags.DEFINE_integer("batch", 4, "Tiles per model call (lower it when memory runs out).", flag_values=FLAGS)

@@ -52,17 +52,19 @@ class MuralRestorer:
 
 def load(name_or_path: str | None = None, *, model: str | None = None, tile: int = 256, overlap: int = 32,
          batch: int = 4, samples: int | None = None, seed: int = 0, damage_type: str = "unknown",
-         enhance: bool = False, ensemble: int = 1, log: Callable[[str], None] = lambda message: None,
+         enhance: bool = False, ensemble: int | None = None, log: Callable[[str], None] = lambda message: None,
          progress: bool = False) -> MuralRestorer:
   """The model to restore with: a shipped model's name (`shipped.names()`), a training run's path, or None for
   the default shipped model (`shipped.DEFAULT`). A shipped model whose files do not match its SHA256SUMS is
   refused. `model` names the family the checkpoint must hold; the other arguments are the command line's options
-  of the same names (samples default: DEFAULT_SAMPLES for diffumural, else 1); `log` receives progress notes
+  of the same names (samples default: DEFAULT_SAMPLES for diffumural, else 1; ensemble default: the run's
+  config restore.ensemble, 1 for runs that predate it); `log` receives progress notes
   (compilation, time estimates) and `progress` draws a progress bar on stderr. Raises RestoreError (a ValueError) with one
   sentence for anything that cannot be used."""
   path, is_shipped = shipped.resolve(name_or_path)
   trained = load_model(path, model)
   samples = samples or (DEFAULT_SAMPLES if trained.sampled else 1)
+  ensemble = trained.config.restore.ensemble if ensemble is None else ensemble
   settings = Settings(tile, overlap, batch, samples, seed, enhance, damage_type, ensemble)
   settings.check(trained)
   return MuralRestorer(trained, settings, is_shipped, log, progress)
