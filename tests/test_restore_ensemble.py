@@ -84,3 +84,8 @@ def test_a_run_restores_with_the_ensemble_its_config_names_unless_told_otherwise
   del config["restore"]  # a run trained before the setting existed restores each tile alone
   (run / "config.json").write_text(json.dumps(config))
   assert R.load(str(run)).settings.ensemble == 1
+
+
+def test_the_shipped_model_restores_with_the_two_view_ensemble_its_card_documents():
+  assert R.load().settings.ensemble == 2
+  assert "`restore.ensemble=2`" in (shipped.WEIGHTS / shipped.DEFAULT / shipped.CARD_FILE).read_text()
