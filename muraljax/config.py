@@ -88,10 +88,14 @@ def init_from_config() -> ml_collections.ConfigDict:
   return c
 
 
+ENSEMBLE_SIZES = (1, 2, 4)
+"""Mirrored views a flip self-ensemble may have: the tile alone, with its left-right mirror, with every mirror."""
+
+
 def restore_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   # How `python -m muraljax.restore` and muraljax.restore.load() run the trained model unless told otherwise:
-  # mirrored views of each tile a deterministic model averages (1, 2 or 4; see muraljax.restore.ensemble).
+  # mirrored views of each tile a deterministic model averages (ENSEMBLE_SIZES; see muraljax.restore.ensemble).
   c.ensemble = 1
   return c
 
@@ -107,12 +111,13 @@ _RANGES = {
     "optimizer.learning_rate": _POSITIVE, "optimizer.warmup_steps": _AT_LEAST_0,
     "optimizer.end_learning_rate": _AT_LEAST_0, "optimizer.b1": _FRACTION, "optimizer.b2": _FRACTION,
     "optimizer.eps": _POSITIVE, "optimizer.weight_decay": _AT_LEAST_0, "optimizer.grad_clip_norm": _AT_LEAST_0,
+    "restore.ensemble": (lambda v: v in ENSEMBLE_SIZES, f"one of {list(ENSEMBLE_SIZES)}"),
 }
 
 
 def check_ranges(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the first shared numeric field (seed, trainer, optimizer) outside its range; the
-  trainer runs it before anything is compiled or written."""
+  """Raises ValueError naming the first shared numeric field (seed, trainer, optimizer, restore) outside its
+  range; the trainer runs it before anything is compiled or written."""
   for dotted, (valid, allowed) in _RANGES.items():
     value = config
     for key in dotted.split("."):

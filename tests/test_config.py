@@ -47,6 +47,7 @@ def test_a_bad_override_is_refused_and_changes_nothing(assignment, message):
     ("train.ema_decay=1.0", r"train.ema_decay=1.0 .* in \[0, 1\)"),
     ("optimizer.learning_rate=0.0", r"optimizer.learning_rate=0.0 .* > 0"),
     ("seed=-1", r"seed=-1 .* in \[0, 2\^32\)"),
+    ("restore.ensemble=3", r"restore.ensemble=3 .* one of \[1, 2, 4\]"),
 ])
 def test_numeric_fields_out_of_range_stop_training_before_anything_is_written(tmp_path, assignment, message):
   from muraljax.train import loop  # pylint: disable=g-import-not-at-top

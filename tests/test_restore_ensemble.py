@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import json
 import shutil
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import ndimage

@@ -14,8 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-SIZES = (1, 2, 4)
-"""Views an ensemble may have: the tile alone, with its left-right mirror, with every mirror."""
+from muraljax import config
+
+SIZES = config.ENSEMBLE_SIZES
+"""Views an ensemble may have (a run's config restore.ensemble is checked against them before training)."""
 LOW_PASS_SIGMA = 1.5
 """Pixels; keeps the averaged shading and colour, drops the averaged grain."""
 _FLIPPED_AXES = ((), (2,), (1,), (1, 2))  # per view, the axes of [B, H, W, C] it mirrors
